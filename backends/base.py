@@ -1,0 +1,74 @@
+"""The adapter contract: what the core asks of a storage backend.
+
+A backend owns three things: finding its migration files (``discover``), its
+bookkeeping (``applied``, ``stamp``) and running one migration atomically with
+its bookkeeping (``apply``). Planning, ordering, validation, locking policy,
+events and output are the core's. Modelled on golang-migrate's driver interface
+and Django's recorder: small on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from migrator.model import AppliedMigration, Direction, Migration
+
+Report = Callable[[str], None]
+"""Adapters call this with progress lines ("rebuilding vector index on memos.vector")."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    reversible: bool           # ``down`` migrations exist; rollback runs them
+    per_table_lines: bool      # one version line per table instead of one per database
+    parallel_lines: bool       # independent lines may be applied concurrently (threads)
+    transactional_ddl: bool    # a failed migration's schema changes roll back
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str                  # the config's backend name ("sqlite", "vectors")
+    type: str                  # the registry type ("sql", "lancedb")
+    location: str              # masked URL / URI, safe to print
+    capabilities: Capabilities
+
+    def discover(self) -> Sequence[Migration]:
+        """Every migration in the backend's folder. Raises LoaderError naming the file."""
+        ...
+
+    def applied(self) -> Sequence[AppliedMigration]:
+        """Every bookkeeping row, oldest first. Creates nothing: [] for a fresh database."""
+        ...
+
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
+        """Exclusive right to migrate this database across processes; LockTimeout after ``timeout`` s."""
+        ...
+
+    def prepare(self) -> None:
+        """Create the bookkeeping if missing (called under the lock, before the first apply)."""
+        ...
+
+    def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
+        """Run one step and record it atomically; return the row written (None for DOWN).
+
+        On failure raise MigrationFailed (or let the error propagate) with the
+        database left at the previous version, bookkeeping included.
+        """
+        ...
+
+    def stamp(self, migrations: Sequence[Migration]) -> None:
+        """Record ``migrations`` as applied without running them (baseline)."""
+        ...
+
+    def unstamp(self, migrations: Sequence[Migration]) -> None:
+        """Remove the bookkeeping rows of ``migrations`` without running anything."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+BackendFactory = Callable[..., Backend]

@@ -1,0 +1,49 @@
+"""migrator: one migration tool for a SQL database and a LanceDB database at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migrator.errors import (
+    BackendUnavailable,
+    ConfigError,
+    IrreversibleMigration,
+    LoaderError,
+    LockTimeout,
+    MigrationFailed,
+    MigratorError,
+    UsageError,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:
+    from migrator.api import Migrator
+    from migrator.compat import MigrationManager, MigrationRunner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigError",
+    "IrreversibleMigration",
+    "LoaderError",
+    "LockTimeout",
+    "MigrationFailed",
+    "MigrationManager",
+    "MigrationRunner",
+    "Migrator",
+    "MigratorError",
+    "UsageError",
+    "ValidationFailed",
+]
+
+_LAZY = {"Migrator": "migrator.api", "MigrationRunner": "migrator.compat", "MigrationManager": "migrator.compat"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'migrator' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,264 @@
+"""Find and parse the configuration (``migrator.toml`` or ``[tool.migrator]``).
+
+Lookup order: an explicit path, then ``MIGRATOR_CONFIG``, then walking up from the
+working directory to the first folder with a ``migrator.toml`` or a
+``pyproject.toml`` holding ``[tool.migrator]`` (``migrator.toml`` wins).
+Relative paths resolve against the config file's folder; ``${VAR}`` expands from
+the environment; ``MIGRATOR_<NAME>_URL`` overrides a backend's URL / URI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator.backends import BACKEND_TYPES
+from migrator.errors import ConfigError
+from migrator.redact import mask_url
+
+TOP_LEVEL_KEYS = frozenset({"default_backend", "backends", "lock_timeout"})
+DEFAULT_LOCK_TIMEOUT = 60.0
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    type: str
+    location: str                # URL (sql) or URI (lancedb), paths made absolute, env expanded
+    migrations: Path
+    source: str                  # "path/to/pyproject.toml [tool.migrator.backends.NAME]" for messages
+    version_table: str | None = None
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def masked_location(self) -> str:
+        return mask_url(self.location)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    backends: Mapping[str, BackendConfig]
+    default_backend: str | None = None
+
+    def select(self, name: str | None, *, all_if_none: bool) -> list[BackendConfig]:
+        """The backends a command acts on: the named one, or all / the default one."""
+        if name is not None:
+            if name not in self.backends:
+                known = ", ".join(sorted(self.backends)) or "none"
+                raise ConfigError(f"{self._where()}: unknown backend {name!r} (configured: {known})")
+            return [self.backends[name]]
+        if all_if_none:
+            return list(self.backends.values())
+        return [self.backends[self.default_name()]]
+
+    def default_name(self) -> str:
+        if self.default_backend:
+            return self.default_backend
+        if len(self.backends) == 1:
+            return next(iter(self.backends))
+        raise ConfigError(
+            f"{self._where()}: several backends are configured and no default_backend is set; pass --backend"
+        )
+
+    def _where(self) -> str:
+        return str(self.path) if self.path else "configuration"
+
+
+def find_config_file(start: Path | None = None) -> Path:
+    """The config file by the lookup order above; ConfigError when there is none."""
+    env = os.environ.get("MIGRATOR_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"MIGRATOR_CONFIG points to {path}, which is not a file")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "migrator.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_migrator(pyproject):
+            return pyproject
+    raise ConfigError(
+        f"no migrator configuration found in {here} or its parents "
+        "(looked for migrator.toml and [tool.migrator] in pyproject.toml; run `migrator init`)"
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load, validate and resolve the configuration."""
+    environ = os.environ if env is None else env
+    if path is None:
+        file = find_config_file()
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+    data = _read_toml(file)
+    if file.name == "pyproject.toml" or "tool" in data:
+        section = data.get("tool", {}).get("migrator")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{file}: no [tool.migrator] table")
+        prefix = "tool.migrator"
+    else:
+        section = data
+        prefix = ""
+    return _parse(section, file, prefix, environ)
+
+
+def _has_tool_migrator(pyproject: Path) -> bool:
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if "tool.migrator" not in text:  # cheap pre-check; a real parse decides
+        return False
+    try:
+        return isinstance(tomllib.loads(text).get("tool", {}).get("migrator"), dict)
+    except tomllib.TOMLDecodeError:
+        return True  # let load_config report the syntax error with its location
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
+
+
+def _key(prefix: str, *parts: str) -> str:
+    return ".".join(p for p in (prefix, *parts) if p)
+
+
+def _parse(section: Mapping[str, Any], file: Path, prefix: str, env: Mapping[str, str]) -> Config:
+    unknown = sorted(set(section) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{file}: unknown key {_key(prefix, unknown[0])!r}")
+    backends_raw = section.get("backends", {})
+    if not isinstance(backends_raw, dict):
+        raise ConfigError(f"{file}: {_key(prefix, 'backends')!r} must be a table")
+    lock_timeout = _number(section.get("lock_timeout", DEFAULT_LOCK_TIMEOUT), file, _key(prefix, "lock_timeout"))
+    base = file.parent.resolve()
+    backends: dict[str, BackendConfig] = {}
+    for name, raw in backends_raw.items():
+        backends[name] = _parse_backend(name, raw, file, _key(prefix, "backends", name), base, env, lock_timeout)
+    default = section.get("default_backend")
+    if default is not None:
+        if not isinstance(default, str):
+            raise ConfigError(f"{file}: {_key(prefix, 'default_backend')!r} must be a string")
+        if default not in backends:
+            known = ", ".join(sorted(backends)) or "none"
+            raise ConfigError(
+                f"{file}: {_key(prefix, 'default_backend')!r} names {default!r}, which is not configured "
+                f"(configured: {known})"
+            )
+    return Config(path=file, backends=backends, default_backend=default)
+
+
+def _parse_backend(
+    name: str,
+    raw: Any,
+    file: Path,
+    key: str,
+    base: Path,
+    env: Mapping[str, str],
+    lock_timeout: float,
+) -> BackendConfig:
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+        raise ConfigError(f"{file}: backend name {name!r} in {key!r} may use only letters, digits, '_' and '-'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: {key!r} must be a table")
+    kind_name = raw.get("type")
+    if kind_name not in BACKEND_TYPES:
+        known = ", ".join(sorted(BACKEND_TYPES))
+        raise ConfigError(f"{file}: {key}.type must be one of {known} (got {kind_name!r})")
+    kind = BACKEND_TYPES[kind_name]
+    unknown = sorted(set(raw) - kind.required - kind.optional)
+    if unknown:
+        raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend")
+    override_var = f"MIGRATOR_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_URL"
+    if override_var in env:
+        location = env[override_var]
+    elif kind.location_key in raw:
+        location = _string(raw[kind.location_key], file, f"{key}.{kind.location_key}")
+    else:
+        raise ConfigError(f"{file}: missing key {key}.{kind.location_key}")
+    location = _expand(location, file, f"{key}.{kind.location_key}", env)
+    location = _absolute_location(kind_name, location, base)
+    migrations = base / _string(raw.get("migrations", f"migrations/{name}"), file, f"{key}.migrations")
+    if not migrations.is_dir():
+        raise ConfigError(f"{file}: {key}.migrations: folder {migrations} does not exist")
+    options = {k: v for k, v in raw.items() if k not in {"type", "migrations", kind.location_key, "version_table"}}
+    if "lock_timeout" in options:
+        lock_timeout = _number(options.pop("lock_timeout"), file, f"{key}.lock_timeout")
+    if "storage_options" in options:
+        if not isinstance(options["storage_options"], dict):
+            raise ConfigError(f"{file}: {key}.storage_options must be a table")
+        options["storage_options"] = {
+            k: _expand(str(v), file, f"{key}.storage_options.{k}", env) for k, v in options["storage_options"].items()
+        }
+    version_table = raw.get("version_table")
+    if version_table is not None:
+        version_table = _string(version_table, file, f"{key}.version_table")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", version_table):
+            raise ConfigError(f"{file}: {key}.version_table {version_table!r} is not a plain table name")
+    return BackendConfig(
+        name=name,
+        type=kind_name,
+        location=location,
+        migrations=migrations,
+        source=f"{file} [{key}]",
+        version_table=version_table,
+        lock_timeout=lock_timeout,
+        options=options,
+    )
+
+
+def _string(value: Any, file: Path, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{file}: {key} must be a non-empty string")
+    return value
+
+
+def _number(value: Any, file: Path, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{file}: {key} must be a non-negative number of seconds")
+    return float(value)
+
+
+def _expand(value: str, file: Path, key: str, env: Mapping[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        var = match.group(1)
+        if var not in env:
+            raise ConfigError(f"{file}: {key} uses ${{{var}}}, which is not set in the environment")
+        return env[var]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _absolute_location(kind: str, location: str, base: Path) -> str:
+    """Make file locations absolute against the config folder; leave servers and s3:// alone."""
+    if kind == "sql":
+        match = re.match(r"^(sqlite[a-z0-9+]*:///)(.*)$", location)
+        if match:
+            path, sep, query = match.group(2).partition("?")
+            if path and path != ":memory:" and not path.startswith("/") and not path.startswith("file:"):
+                path = str(base / path)
+            return f"{match.group(1)}{path}{sep}{query}"
+        return location
+    if "://" in location:
+        return location
+    path = Path(location)
+    return str(path if path.is_absolute() else base / path)

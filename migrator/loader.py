@@ -1,0 +1,101 @@
+"""Find migration files, read their versions and checksums, import Python ones.
+
+Shared by the adapters: each decides which files it takes and what a file
+becomes, but names, versions, duplicates, checksums and import errors are
+handled once, here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from migrator.errors import LoaderError
+
+_NAME = re.compile(r"^(?P<version>\d+)(?:[_\-.\s](?P<name>.*))?$")
+MAX_VERSION = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A migration file on disk: ``002_add_indexes.py`` -> version 2, name ``add_indexes``."""
+
+    path: Path
+    version: int
+    name: str
+    kind: str  # the suffix it matched: ".py", ".up.sql", ".down.sql"
+
+
+def parse_name(path: Path, suffix: str) -> tuple[int, str]:
+    """Version and name from a file name without ``suffix``; LoaderError naming the file."""
+    stem = path.name[: -len(suffix)] if suffix else path.name
+    match = _NAME.match(stem)
+    if not match:
+        raise LoaderError(
+            f"{path}: migration file names must start with a version number (like 001_create_users{suffix})"
+        )
+    version = int(match["version"])
+    if version < 1 or version > MAX_VERSION:
+        raise LoaderError(f"{path}: version {match['version']} is out of range (1 to {MAX_VERSION})")
+    return version, (match["name"] or "").strip()
+
+
+def scan(folder: Path, suffixes: Iterable[str]) -> list[SourceFile]:
+    """Every file in ``folder`` ending with one of ``suffixes`` (longest suffix wins), by version.
+
+    Hidden files, ``__init__.py`` and other files are ignored. Files are not read.
+    """
+    ordered = sorted(suffixes, key=len, reverse=True)
+    if not folder.is_dir():
+        raise LoaderError(f"migrations folder {folder} does not exist")
+    found: list[SourceFile] = []
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith((".", "_")) or not path.is_file():
+            continue
+        suffix = next((s for s in ordered if name.endswith(s)), None)
+        if suffix is None:
+            continue
+        version, title = parse_name(path, suffix)
+        found.append(SourceFile(path=path, version=version, name=title, kind=suffix))
+    found.sort(key=lambda f: (f.version, f.path.name))
+    return found
+
+
+def checksum(*paths: Path) -> str:
+    """sha256 of the files' bytes, concatenated in order (a .up.sql/.down.sql pair hashes both)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def import_file(path: Path, namespace: str = "migrator_migrations") -> ModuleType:
+    """Import a Python migration file as a fresh module; LoaderError naming the file on failure.
+
+    The module is not left in ``sys.modules``: two folders may hold files of the
+    same name, and a re-run must see an edited file.
+    """
+    module_name = f"{namespace}._{abs(hash(str(path))):x}_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LoaderError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and typing look the module up while it runs
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise LoaderError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    except SystemExit as exc:
+        raise LoaderError(f"{path}: called sys.exit({exc.code!r}) while being imported") from exc
+    except Exception as exc:
+        raise LoaderError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.modules.pop(module_name, None)
+    return module

@@ -1,0 +1,143 @@
+"""Plain data shared by the core and the adapters: migrations, applied records, statuses.
+
+Nothing here touches a database or a file. A *line* is one independent version
+line: a SQL database has one (the empty string ``""``); a LanceDB database has
+one per table (the table's name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+DATABASE_LINE = ""
+
+
+class Direction(str, Enum):
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of one version line, as found on disk.
+
+    ``payload`` is the adapter's own: what it needs to run the step (callables,
+    SQL text). The core never looks inside it.
+    """
+
+    version: int
+    name: str
+    path: Path
+    checksum: str
+    line: str = DATABASE_LINE
+    reversible: bool = True
+    transactional: bool = True
+    payload: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How messages name this migration: ``003_add_vector_support`` or ``memos v2 (add tags)``."""
+        if self.line:
+            return f"{self.line} v{self.version} ({self.name})"
+        return f"{self.version:03d}_{self.name}" if self.name else f"{self.version:03d}"
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """One row of the bookkeeping: a version a line really reached."""
+
+    version: int
+    name: str
+    line: str = DATABASE_LINE
+    checksum: str | None = None
+    applied_at: datetime | None = None
+    duration_ms: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Something ``validate`` reports. ``kind`` is one of the ``ISSUE_*`` constants."""
+
+    kind: str
+    message: str
+    line: str = DATABASE_LINE
+    version: int | None = None
+
+
+ISSUE_CHANGED = "changed"          # an applied migration's file has a new checksum
+ISSUE_MISSING = "missing"          # an applied version has no file any more
+ISSUE_OUT_OF_ORDER = "out_of_order"  # a pending version lower than the newest applied one
+ISSUE_UNKNOWN_LINE = "unknown_line"  # bookkeeping names a line no migration declares
+
+
+@dataclass(frozen=True)
+class LineStatus:
+    line: str
+    current: int
+    applied: tuple[AppliedMigration, ...]
+    pending: tuple[Migration, ...]
+
+    @property
+    def latest(self) -> int:
+        """The version the line would reach after ``upgrade``."""
+        return max([self.current, *(m.version for m in self.pending)])
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    backend: str
+    type: str
+    location: str  # masked URL or URI
+    lines: tuple[LineStatus, ...]
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def pending_count(self) -> int:
+        return sum(len(line.pending) for line in self.lines)
+
+    def line(self, name: str = DATABASE_LINE) -> LineStatus | None:
+        return next((s for s in self.lines if s.line == name), None)
+
+
+@dataclass(frozen=True)
+class Status:
+    backends: tuple[BackendStatus, ...]
+
+    def __getitem__(self, name: str) -> BackendStatus:
+        for status in self.backends:
+            if status.backend == name:
+                return status
+        raise KeyError(name)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(b.pending_count for b in self.backends)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    migration: Migration
+    direction: Direction
+    duration_ms: int
+
+
+@dataclass
+class RunResult:
+    """What one ``upgrade`` / ``rollback`` did on one backend."""
+
+    backend: str
+    direction: Direction
+    dry_run: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+    planned: list[Migration] = field(default_factory=list)
+    failures: list[tuple[Migration, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
