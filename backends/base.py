@@ -39,6 +39,16 @@ class Backend(Protocol):
         """Every migration in the backend's folder. Raises LoaderError naming the file."""
         ...
 
+    def load(self, migrations: Sequence[Migration]) -> Sequence[Migration]:
+        """The same migrations made ready to run (Python files imported, SQL read).
+
+        ``discover`` stays cheap (``status`` must not import 5,000 files); the
+        runner calls ``load`` on a whole plan before the first step, so a file
+        with a syntax error or no ``up`` fails before anything changes. The
+        returned migrations carry the true ``reversible`` / ``transactional``.
+        """
+        ...
+
     def applied(self) -> Sequence[AppliedMigration]:
         """Every bookkeeping row, oldest first. Creates nothing: [] for a fresh database."""
         ...
