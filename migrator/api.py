@@ -1,0 +1,154 @@
+"""The library API: ``Migrator.from_config().upgrade()``.
+
+A thin facade: it picks backends from the config, opens each adapter for the
+length of one call, and hands the work to a :class:`~migrator.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator import scaffold
+from migrator.backends import open_backend
+from migrator.config import BackendConfig, Config, load_config
+from migrator.errors import ConfigError, MigrationFailed, UsageError
+from migrator.events import Listener, ignore
+from migrator.model import AppliedMigration, Issue, RunResult, Status
+from migrator.runner import Runner
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``check`` found: pending migrations and validation issues per backend."""
+
+    status: Status
+    issues: dict[str, list[Issue]]
+
+    @property
+    def ok(self) -> bool:
+        return self.status.pending_count == 0 and not any(self.issues.values())
+
+
+class Migrator:
+    """Migrations of every backend in one config."""
+
+    def __init__(self, config: Config, listener: Listener = ignore) -> None:
+        self.config = config
+        self.listener = listener
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, listener: Listener = ignore) -> Migrator:
+        return cls(load_config(path), listener)
+
+    @property
+    def backend_names(self) -> list[str]:
+        return list(self.config.backends)
+
+    @contextmanager
+    def _runner(self, cfg: BackendConfig) -> Iterator[Runner]:
+        backend = open_backend(cfg)
+        try:
+            yield Runner(backend, self.listener, lock_timeout=cfg.lock_timeout)
+        finally:
+            backend.close()
+
+    # -- changing ------------------------------------------------------------------------------------------------
+
+    def upgrade(
+        self,
+        backend: str | None = None,
+        *,
+        to: int | None = None,
+        table: str | None = None,
+        dry_run: bool = False,
+        allow_changed: bool = False,
+        allow_out_of_order: bool = False,
+        jobs: int | None = None,
+        fail_fast: bool = False,
+    ) -> list[RunResult]:
+        """Apply pending migrations; every backend unless one is named. Raises MigrationFailed on failure."""
+        targets = self.config.select(backend, all_if_none=True)
+        if to is not None and len(targets) > 1:
+            raise UsageError("--to is a version of one backend: name it with --backend")
+        if table is not None and len(targets) > 1:
+            raise UsageError("--table names a table of one LanceDB backend: name it with --backend")
+        results = []
+        for cfg in targets:
+            with self._runner(cfg) as runner:
+                result = runner.upgrade(to=to, line=table, dry_run=dry_run, allow_changed=allow_changed,
+                                        allow_out_of_order=allow_out_of_order,
+                                        jobs=jobs if jobs is not None else _int_option(cfg, "jobs"),
+                                        fail_fast=fail_fast)
+            results.append(result)
+            _raise_failures(result)
+        return results
+
+    def rollback(self, target: int, backend: str | None = None, *, table: str | None = None,
+                 dry_run: bool = False) -> RunResult:
+        """Undo, newest first, every applied version above ``target`` (0 undoes all)."""
+        (cfg,) = self.config.select(backend, all_if_none=False)
+        with self._runner(cfg) as runner:
+            result = runner.rollback(target, line=table, dry_run=dry_run)
+        _raise_failures(result)
+        return result
+
+    def stamp(self, version: int, backend: str | None = None, *, table: str | None = None) -> None:
+        """Record versions up to ``version`` as applied without running them (baseline)."""
+        (cfg,) = self.config.select(backend, all_if_none=False)
+        with self._runner(cfg) as runner:
+            runner.stamp(version, line=table)
+
+    def new(self, name: str, backend: str | None = None, *, sql: bool = False, table: str | None = None) -> list[Path]:
+        """Write a new migration file (or .up.sql/.down.sql pair) with the next version."""
+        (cfg,) = self.config.select(backend, all_if_none=False)
+        table_version = 1
+        if table is not None and cfg.type == "lancedb":
+            with self._runner(cfg) as runner:
+                declared = [m.version for m in runner.backend.discover() if m.line == table]
+            table_version = max(declared, default=0) + 1
+        return scaffold.new_migration(cfg, name, sql=sql, table=table, table_version=table_version)
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def status(self, backend: str | None = None) -> Status:
+        statuses = []
+        for cfg in self.config.select(backend, all_if_none=True):
+            with self._runner(cfg) as runner:
+                statuses.append(runner.status())
+        return Status(tuple(statuses))
+
+    def history(self, backend: str | None = None) -> dict[str, list[AppliedMigration]]:
+        histories = {}
+        for cfg in self.config.select(backend, all_if_none=True):
+            with self._runner(cfg) as runner:
+                histories[cfg.name] = runner.history()
+        return histories
+
+    def validate(self, backend: str | None = None) -> dict[str, list[Issue]]:
+        return {s.backend: list(s.issues) for s in self.status(backend).backends}
+
+    def check(self, backend: str | None = None) -> CheckResult:
+        status = self.status(backend)
+        return CheckResult(status=status, issues={s.backend: list(s.issues) for s in status.backends})
+
+
+def _int_option(cfg: BackendConfig, key: str) -> int | None:
+    value = cfg.options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{cfg.source}: {key} must be a positive integer")
+    return value
+
+
+def _raise_failures(result: RunResult) -> None:
+    if result.ok:
+        return
+    migration, message = result.failures[0]
+    more = f" ({len(result.failures) - 1} more failed)" if len(result.failures) > 1 else ""
+    raise MigrationFailed(f"{result.backend}: {message}{more}", backend=result.backend, line=migration.line,
+                          version=migration.version)

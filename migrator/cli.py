@@ -1,0 +1,204 @@
+"""The ``migrator`` command: parse arguments, call the API, render. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from migrator import render
+from migrator.api import Migrator
+from migrator.errors import EXIT_FAILED, EXIT_USAGE, MigratorError
+from migrator.redact import scrub, secrets_in
+from migrator.scaffold import init_project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    def __init__(self, config: str | None, verbose: bool) -> None:
+        self.config_path = config
+        self.verbose = verbose
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.renderer = render.EventRenderer(self.out)
+        self.secrets: list[str] = []
+
+    def migrator(self) -> Migrator:
+        m = Migrator.from_config(self.config_path, listener=self.renderer)
+        self.secrets = [s for cfg in m.config.backends.values() for s in secrets_in(cfg.location)]
+        return m
+
+
+def backend_option(f: F) -> F:
+    return click.option("--backend", "-b", metavar="NAME", help="Backend name from the config.")(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", metavar="PATH", envvar="MIGRATOR_CONFIG",
+              help="Config file (default: migrator.toml or [tool.migrator] in pyproject.toml, found upwards).")
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(package_name="migrator")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """Migrations for a SQL database and a LanceDB database, from one config."""
+    ctx.obj = State(config, verbose)
+
+
+@cli.command()
+@click.pass_obj
+def init(state: State) -> None:
+    """Scaffold migrator.toml and a migrations folder here."""
+    for path in init_project(Path.cwd()):
+        state.out.print(f"created {path}")
+
+
+@cli.command()
+@click.argument("name")
+@backend_option
+@click.option("--sql", is_flag=True, help="Write NNN_name.up.sql and .down.sql instead of a Python file.")
+@click.option("--table", metavar="T", help="LanceDB: the table the migration belongs to.")
+@click.pass_obj
+def new(state: State, name: str, backend: str | None, sql: bool, table: str | None) -> None:
+    """Create the next migration file."""
+    for path in state.migrator().new(name, backend, sql=sql, table=table):
+        state.out.print(f"created {path}")
+
+
+@cli.command()
+@backend_option
+@click.option("--to", "to", type=click.IntRange(min=0), metavar="V", help="Stop at version V (inclusive).")
+@click.option("--table", metavar="T", help="LanceDB: only this table's line.")
+@click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
+@click.option("--allow-changed", is_flag=True, help="Run even though applied files were edited or removed.")
+@click.option("--allow-out-of-order", is_flag=True, help="Apply pending versions older than the newest applied.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="LanceDB: tables migrated in parallel.")
+@click.option("--fail-fast", is_flag=True, help="LanceDB: stop every table's line at the first failure.")
+@click.pass_obj
+def upgrade(state: State, backend: str | None, to: int | None, table: str | None, dry_run: bool,
+            allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool) -> None:
+    """Apply pending migrations (every backend unless --backend)."""
+    try:
+        state.migrator().upgrade(backend, to=to, table=table, dry_run=dry_run, allow_changed=allow_changed,
+                                 allow_out_of_order=allow_out_of_order, jobs=jobs, fail_fast=fail_fast)
+    finally:
+        state.renderer.close()
+
+
+@cli.command()
+@click.argument("target", type=click.IntRange(min=0), metavar="TARGET")
+@backend_option
+@click.option("--table", metavar="T", help="LanceDB: only this table's line.")
+@click.option("--dry-run", is_flag=True, help="Show what would be undone; change nothing.")
+@click.pass_obj
+def rollback(state: State, target: int, backend: str | None, table: str | None, dry_run: bool) -> None:
+    """Undo, newest first, every applied version above TARGET (0 undoes all)."""
+    try:
+        state.migrator().rollback(target, backend, table=table, dry_run=dry_run)
+    finally:
+        state.renderer.close()
+
+
+@cli.command()
+@backend_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (stable; see README).")
+@click.pass_obj
+def status(state: State, backend: str | None, as_json: bool) -> None:
+    """Current and pending versions of every line."""
+    result = state.migrator().status(backend)
+    if as_json:
+        click.echo(render.status_json(result))
+    else:
+        render.print_status(state.out, result)
+
+
+@cli.command()
+@backend_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (stable; see README).")
+@click.pass_obj
+def history(state: State, backend: str | None, as_json: bool) -> None:
+    """Every applied migration, oldest first."""
+    result = state.migrator().history(backend)
+    if as_json:
+        click.echo(render.history_json(result))
+    else:
+        render.print_history(state.out, result)
+
+
+@cli.command()
+@backend_option
+@click.pass_obj
+def validate(state: State, backend: str | None) -> None:
+    """Report edited or missing applied files and out-of-order versions (exit 1 if any)."""
+    found = render.print_issues(state.out, state.migrator().validate(backend))
+    if found:
+        raise click.exceptions.Exit(EXIT_FAILED)
+    state.out.print("valid")
+
+
+@cli.command()
+@backend_option
+@click.pass_obj
+def check(state: State, backend: str | None) -> None:
+    """For CI: exit 1 if anything is pending or invalid."""
+    result = state.migrator().check(backend)
+    render.print_issues(state.out, result.issues)
+    for b in result.status.backends:
+        for line in b.lines:
+            for migration in line.pending:
+                where = f"{line.line} " if line.line else ""
+                state.out.print(f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
+    state.out.print("up to date")
+
+
+@cli.command()
+@click.argument("version", type=click.IntRange(min=0))
+@backend_option
+@click.option("--table", metavar="T", help="LanceDB: the table whose line to stamp.")
+@click.pass_obj
+def stamp(state: State, version: int, backend: str | None, table: str | None) -> None:
+    """Record every version up to VERSION as applied without running anything (baseline)."""
+    state.migrator().stamp(version, backend, table=table)
+    state.out.print(f"stamped at version {version}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one line on stderr and an exit code for every MigratorError."""
+    ctx: click.Context | None = None
+    try:
+        ctx = cli.make_context("migrator", list(sys.argv[1:] if argv is None else argv))
+        with ctx:
+            cli.invoke(ctx)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILED
+    except MigratorError as exc:
+        _report(_state(ctx), exc, str(exc))
+        return exc.exit_code
+    except Exception as exc:
+        _report(_state(ctx), exc, f"unexpected error: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+def _state(ctx: click.Context | None) -> State | None:
+    return ctx.obj if ctx is not None and isinstance(ctx.obj, State) else None
+
+
+def _report(state: State | None, exc: BaseException, message: str) -> None:
+    secrets = state.secrets if state else []
+    if state and state.verbose:
+        click.echo(scrub("".join(traceback.format_exception(exc)), secrets), err=True)
+    click.echo(f"error: {scrub(message, secrets)}", err=True)

@@ -1,0 +1,153 @@
+"""The seed documents' own API shapes, thin over the same runner.
+
+``MigrationRunner`` is the first seed's SQL runner; ``MigrationManager`` the
+second seed's LanceDB manager (what an app calls on start-up). Both build their
+adapter directly from a URL / URI and a folder: no config file needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator import plan as planning
+from migrator.api import _raise_failures
+from migrator.events import (
+    Event,
+    MigrationDone,
+    MigrationFailedEvent,
+    MigrationProgress,
+    MigrationStarted,
+    PlanReady,
+    ignore,
+)
+from migrator.model import ISSUE_MISSING, Direction
+from migrator.runner import Runner
+
+log = logging.getLogger("migrator")
+
+
+class MigrationRunner:
+    """``MigrationRunner(url_or_engine, migrations_dir)``: one SQL database, one folder."""
+
+    def __init__(self, url_or_engine: Any, migrations_dir: str | os.PathLike[str], *,
+                 version_table: str = "migrations", lock_timeout: float = 60.0) -> None:
+        from migrator.backends.sql import SqlBackend
+
+        self._backend = SqlBackend("sql", url_or_engine, Path(migrations_dir), version_table=version_table,
+                                   lock_timeout=lock_timeout)
+        self._runner = Runner(self._backend, ignore, lock_timeout=lock_timeout)
+
+    def get_current_version(self) -> int:
+        """The newest applied version (0 when nothing is applied)."""
+        return max((r.version for r in self._backend.applied()), default=0)
+
+    def run_migrations(self, to: int | None = None) -> list[int]:
+        """Apply every pending migration (up to ``to``); returns the versions applied."""
+        result = self._runner.upgrade(to=to)
+        _raise_failures(result)
+        return [step.migration.version for step in result.steps]
+
+    def rollback(self, target_version: int) -> list[int]:
+        """Undo every applied version above ``target_version``; returns the versions undone."""
+        result = self._runner.rollback(target_version)
+        _raise_failures(result)
+        return [step.migration.version for step in result.steps]
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    valid: bool
+    errors: list[str] = field(default_factory=list)
+
+
+class _VerboseLog:
+    """Log lines in the spirit of the seed's: ``[migrator] memos: v1 -> v2 (add tags)``."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+
+    def __call__(self, event: Event) -> None:
+        if not self.verbose:
+            return
+        if isinstance(event, PlanReady):
+            prefix = "[dry run] would run" if event.dry_run else "running"
+            log.info("[migrator] %s %d migration(s)", prefix, len(event.migrations))
+            if event.dry_run:
+                for m in event.migrations:
+                    log.info("[migrator] %s: v%d (%s)", m.line, m.version, m.name)
+        elif isinstance(event, MigrationStarted):
+            m = event.migration
+            log.info("[migrator] %s: v%d -> v%d (%s)", m.line, m.version - 1, m.version, m.name)
+        elif isinstance(event, MigrationProgress):
+            log.info("[migrator] %s: %s", event.migration.line, event.message)
+        elif isinstance(event, MigrationDone):
+            log.info("[migrator] %s: now at v%d (%d ms)", event.migration.line, event.migration.version,
+                     event.duration_ms)
+        elif isinstance(event, MigrationFailedEvent):
+            log.error("[migrator] %s: v%d failed: %s", event.migration.line, event.migration.version, event.error)
+
+
+class MigrationManager:
+    """``MigrationManager(uri, migrations_dir, verbose=False, dry_run=False)`` for a LanceDB database."""
+
+    def __init__(self, uri: str, migrations_dir: str | os.PathLike[str], verbose: bool = False,
+                 dry_run: bool = False, *, storage_options: dict[str, str] | None = None,
+                 lock_timeout: float = 60.0) -> None:
+        from migrator.backends.lancedb import LanceBackend
+
+        self.dry_run = dry_run
+        self._backend = LanceBackend("lancedb", uri, Path(migrations_dir), storage_options=storage_options,
+                                     lock_timeout=lock_timeout)
+        self._runner = Runner(self._backend, _VerboseLog(verbose), lock_timeout=lock_timeout)
+        if verbose and not log.handlers and not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+            log.setLevel(logging.INFO)
+
+    def initialize(self) -> dict[str, int]:
+        """Ensure ``table_migrations`` exists, then run every pending migration; returns ``get_status()``."""
+        if not self.dry_run:
+            with self._backend.lock(self._runner.lock_timeout):
+                self._backend.prepare()
+        self.run()
+        return self.get_status()
+
+    def run(self) -> list[tuple[str, int]]:
+        """Run pending migrations only; returns (table, version) of each one applied (or planned, dry run)."""
+        result = self._runner.upgrade(dry_run=self.dry_run)
+        _raise_failures(result)
+        if self.dry_run:
+            return [(m.line, m.version) for m in result.planned]
+        return [(s.migration.line, s.migration.version) for s in result.steps if s.direction is Direction.UP]
+
+    def get_status(self) -> dict[str, int]:
+        """Each table's current version (tables with migrations but nothing applied show 0)."""
+        return {line.line: line.current for line in self._runner.status().lines}
+
+    def validate(self) -> ValidationResult:
+        """Tables behind their latest version, tables in the metadata no migration declares, version gaps."""
+        status = self._runner.status()
+        errors: list[str] = []
+        declared = planning.by_line(self._backend.discover())
+        for line in status.lines:
+            if line.pending:
+                errors.append(f"{line.line}: at version {line.current}, latest is {line.latest}")
+            if line.line not in declared:
+                errors.append(f"{line.line}: in table_migrations but no migration declares it")
+                continue
+            versions = [m.version for m in declared[line.line]]
+            expected = list(range(1, len(versions) + 1))
+            if versions != expected:
+                missing = sorted(set(range(1, max(versions) + 1)) - set(versions))
+                errors.append(f"{line.line}: version gap, missing {', '.join(map(str, missing))}")
+        errors.extend(i.message for i in status.issues if i.kind != ISSUE_MISSING or i.line in declared)
+        return ValidationResult(valid=not errors, errors=errors)
+
+    def close(self) -> None:
+        self._backend.close()

@@ -1,0 +1,68 @@
+"""What the runner reports while it works. The CLI renders these; the library may listen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from migrator.model import Direction, Migration
+
+
+@dataclass(frozen=True)
+class PlanReady:
+    backend: str
+    direction: Direction
+    migrations: Sequence[Migration]
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class LockWaiting:
+    backend: str
+
+
+@dataclass(frozen=True)
+class MigrationStarted:
+    backend: str
+    migration: Migration
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    backend: str
+    migration: Migration
+    message: str
+
+
+@dataclass(frozen=True)
+class MigrationDone:
+    backend: str
+    migration: Migration
+    direction: Direction
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class MigrationFailedEvent:
+    backend: str
+    migration: Migration
+    direction: Direction
+    error: str
+
+
+@dataclass(frozen=True)
+class LineSkipped:
+    """A line not run because an earlier failure stopped the run (``--fail-fast``)."""
+
+    backend: str
+    line: str
+    reason: str
+
+
+Event = PlanReady | LockWaiting | MigrationStarted | MigrationProgress | MigrationDone | MigrationFailedEvent | LineSkipped
+Listener = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default listener: the library is silent unless asked."""

@@ -1,0 +1,188 @@
+"""What to run, in which order, for which line — pure functions over migrations and bookkeeping.
+
+Nothing here touches a database: the runner reads the bookkeeping, the
+adapter discovers the files, and these functions decide. Linear in the number
+of migrations (dictionaries keyed by (line, version), one pass each).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from migrator.errors import IrreversibleMigration, UsageError, ValidationFailed
+from migrator.model import (
+    ISSUE_CHANGED,
+    ISSUE_MISSING,
+    ISSUE_OUT_OF_ORDER,
+    AppliedMigration,
+    Issue,
+    LineStatus,
+    Migration,
+)
+
+
+def by_line(migrations: Iterable[Migration]) -> dict[str, list[Migration]]:
+    """Migrations grouped per line, each line in version order (file order kept for ties)."""
+    lines: dict[str, list[Migration]] = defaultdict(list)
+    for migration in migrations:
+        lines[migration.line].append(migration)
+    for items in lines.values():
+        items.sort(key=lambda m: m.version)
+    return dict(lines)
+
+
+def applied_by_line(applied: Iterable[AppliedMigration]) -> dict[str, list[AppliedMigration]]:
+    lines: dict[str, list[AppliedMigration]] = defaultdict(list)
+    for record in applied:
+        lines[record.line].append(record)
+    for items in lines.values():
+        items.sort(key=lambda r: r.version)
+    return dict(lines)
+
+
+def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[LineStatus]:
+    """Per line: the version reached, what is applied, what is pending (sorted by line name)."""
+    files = by_line(migrations)
+    done = applied_by_line(applied)
+    statuses = []
+    for line in sorted(set(files) | set(done)):
+        records = done.get(line, [])
+        versions = {r.version for r in records}
+        pending = tuple(m for m in files.get(line, []) if m.version not in versions)
+        current = records[-1].version if records else 0
+        statuses.append(LineStatus(line=line, current=current, applied=tuple(records), pending=pending))
+    return statuses
+
+
+def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[Issue]:
+    """Edited and missing applied files, and pending versions below the newest applied one."""
+    files = {(m.line, m.version): m for m in migrations}
+    issues: list[Issue] = []
+    newest: dict[str, int] = {}
+    applied_keys = set()
+    for record in applied:
+        key = (record.line, record.version)
+        applied_keys.add(key)
+        newest[record.line] = max(newest.get(record.line, 0), record.version)
+        migration = files.get(key)
+        where = _where(record.line, record.version, record.name)
+        if migration is None:
+            issues.append(Issue(ISSUE_MISSING, f"{where} is applied but its file is missing", record.line,
+                                record.version))
+        elif record.checksum and record.checksum != migration.checksum:
+            issues.append(Issue(ISSUE_CHANGED, f"{migration.path.name}: {where} was edited after it was applied "
+                                               "(checksum differs)", record.line, record.version))
+    for migration in migrations:
+        key = (migration.line, migration.version)
+        if key not in applied_keys and migration.version < newest.get(migration.line, 0):
+            issues.append(Issue(
+                ISSUE_OUT_OF_ORDER,
+                f"{migration.path.name}: {_where(migration.line, migration.version, migration.name)} is pending "
+                f"but older than the newest applied version {newest[migration.line]}",
+                migration.line, migration.version))
+    issues.sort(key=lambda i: (i.line, i.version or 0, i.kind))
+    return issues
+
+
+def upgrade_plan(
+    migrations: Sequence[Migration],
+    applied: Sequence[AppliedMigration],
+    *,
+    to: int | None = None,
+    line: str | None = None,
+    allow_changed: bool = False,
+    allow_out_of_order: bool = False,
+    backend: str = "",
+) -> list[Migration]:
+    """Pending migrations up to ``to`` (inclusive), per line in version order.
+
+    Refuses (ValidationFailed) when applied files were edited or removed
+    (unless ``allow_changed``) or pending ones are out of order (unless
+    ``allow_out_of_order``).
+    """
+    if to is not None and to < 0:
+        raise UsageError(f"--to must be a non-negative version (got {to})")
+    issues = validate(migrations, applied)
+    blocking = [i for i in issues if (i.kind in (ISSUE_CHANGED, ISSUE_MISSING) and not allow_changed)
+                or (i.kind == ISSUE_OUT_OF_ORDER and not allow_out_of_order)]
+    if line is not None:
+        blocking = [i for i in blocking if i.line == line]
+    if blocking:
+        flag = "--allow-out-of-order" if blocking[0].kind == ISSUE_OUT_OF_ORDER else "--allow-changed"
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        prefix = f"{backend}: " if backend else ""
+        raise ValidationFailed(f"{prefix}{blocking[0].message}{more}; refusing to upgrade (see `migrator validate`, "
+                               f"or pass {flag})")
+    done = {(r.line, r.version) for r in applied}
+    plan = [m for m in migrations if (m.line, m.version) not in done
+            and (to is None or m.version <= to) and (line is None or m.line == line)]
+    plan.sort(key=lambda m: (m.line, m.version))
+    return plan
+
+
+def rollback_plan(
+    migrations: Sequence[Migration],
+    applied: Sequence[AppliedMigration],
+    target: int,
+    *,
+    line: str | None = None,
+    backend: str = "",
+) -> list[Migration]:
+    """Applied migrations above ``target``, newest first. Every one must have its file."""
+    prefix = f"{backend}: " if backend else ""
+    if target < 0:
+        raise UsageError(f"{prefix}rollback target must be 0 or a positive version (got {target})")
+    records = [r for r in applied if line is None or r.line == line]
+    lines = {r.line for r in records}
+    if line is not None and not records:
+        raise UsageError(f"{prefix}nothing is applied on {line!r}")
+    for name in lines:
+        current = max(r.version for r in records if r.line == name)
+        if target > current:
+            where = f"{name!r} is" if name else "the database is"
+            raise UsageError(f"{prefix}cannot roll back to {target}: {where} at version {current}")
+    files = {(m.line, m.version): m for m in migrations}
+    plan: list[Migration] = []
+    for record in sorted(records, key=lambda r: r.version, reverse=True):
+        if record.version <= target:
+            continue
+        migration = files.get((record.line, record.version))
+        if migration is None:
+            raise UsageError(f"{prefix}cannot roll back {_where(record.line, record.version, record.name)}: "
+                             "its migration file is missing")
+        plan.append(migration)
+    return plan
+
+
+def check_reversible(plan: Sequence[Migration], backend: str = "") -> None:
+    """Refuse a rollback that would cross an irreversible migration, before anything runs."""
+    for migration in plan:
+        if not migration.reversible:
+            prefix = f"{backend}: " if backend else ""
+            raise IrreversibleMigration(
+                f"{prefix}{migration.path.name}: {migration.label} has no down migration; "
+                "rollback refused, nothing was changed")
+
+
+def stamp_plan(
+    migrations: Sequence[Migration], applied: Sequence[AppliedMigration], version: int, *, line: str | None = None,
+    backend: str = "",
+) -> tuple[list[Migration], list[Migration]]:
+    """(to record, to unrecord) so that exactly the versions up to ``version`` count as applied."""
+    prefix = f"{backend}: " if backend else ""
+    if version < 0:
+        raise UsageError(f"{prefix}stamp version must be 0 or positive (got {version})")
+    chosen = [m for m in migrations if line is None or m.line == line]
+    if version > 0 and not any(m.version == version for m in chosen):
+        raise UsageError(f"{prefix}no migration has version {version}" + (f" on {line!r}" if line else ""))
+    done = {(r.line, r.version) for r in applied}
+    record = [m for m in chosen if m.version <= version and (m.line, m.version) not in done]
+    unrecord = [m for m in chosen if m.version > version and (m.line, m.version) in done]
+    return record, unrecord
+
+
+def _where(line: str, version: int, name: str) -> str:
+    if line:
+        return f"{line} v{version} ({name})" if name else f"{line} v{version}"
+    return f"version {version} ({name})" if name else f"version {version}"

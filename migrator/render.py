@@ -1,0 +1,188 @@
+"""Turn events and results into terminal output (rich) or stable JSON. Used by the CLI only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from migrator.events import (
+    Event,
+    LineSkipped,
+    LockWaiting,
+    MigrationDone,
+    MigrationFailedEvent,
+    MigrationProgress,
+    MigrationStarted,
+    PlanReady,
+)
+from migrator.model import AppliedMigration, Direction, Issue, Migration, Status
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _verb(direction: Direction, done: bool = False) -> str:
+    if direction is Direction.UP:
+        return "applied" if done else "applying"
+    return "rolled back" if done else "rolling back"
+
+
+def _name(migration: Migration) -> str:
+    return migration.label if migration.line else migration.path.name
+
+
+class EventRenderer:
+    """Listener for the runner: a progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console, *, progress_bar: bool | None = None) -> None:
+        self.console = console
+        self.use_bar = console.is_terminal if progress_bar is None else progress_bar
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, PlanReady):
+            self._plan(event)
+        elif isinstance(event, LockWaiting):
+            self.console.print(f"{event.backend}: waiting for another migrator process to finish")
+        elif isinstance(event, MigrationStarted):
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, description=f"{event.backend}: {_name(event.migration)}")
+            else:
+                self.console.print(f"{event.backend}: {_verb(event.direction)} {_name(event.migration)}")
+        elif isinstance(event, MigrationProgress):
+            self.console.print(f"{event.backend}: {_name(event.migration)}: {event.message}")
+        elif isinstance(event, MigrationDone):
+            if self._progress is not None and self._task is not None:
+                self._progress.advance(self._task)
+            self.console.print(f"{event.backend}: {_verb(event.direction, True)} {_name(event.migration)} "
+                               f"({event.duration_ms} ms)", highlight=False)
+        elif isinstance(event, MigrationFailedEvent):
+            if self._progress is not None and self._task is not None:
+                self._progress.advance(self._task)
+            self.console.print(f"[red]{event.backend}: failed {_name(event.migration)}[/red]", highlight=False)
+        elif isinstance(event, LineSkipped):
+            self.console.print(f"{event.backend}: skipped {event.line}: {event.reason}")
+
+    def _plan(self, event: PlanReady) -> None:
+        self.close()
+        count = len(event.migrations)
+        if event.dry_run:
+            verb = "would apply" if event.direction is Direction.UP else "would roll back"
+            if not event.migrations:
+                self.console.print(f"{event.backend}: nothing to do")
+            for migration in event.migrations:
+                self.console.print(f"{event.backend}: {verb} {_name(migration)}", highlight=False)
+            return
+        if not count:
+            self.console.print(f"{event.backend}: up to date" if event.direction is Direction.UP
+                               else f"{event.backend}: nothing to roll back")
+            return
+        if self.use_bar and count > 1:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(event.backend, total=count)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+
+def _iso(record: AppliedMigration) -> str | None:
+    return record.applied_at.isoformat() if record.applied_at else None
+
+
+def issue_json(issue: Issue) -> dict[str, Any]:
+    return {"kind": issue.kind, "message": issue.message, "line": issue.line, "version": issue.version}
+
+
+def status_json(status: Status) -> str:
+    """The documented ``status --json`` shape (see README, "JSON output")."""
+    backends = []
+    for backend in status.backends:
+        backends.append({
+            "name": backend.backend,
+            "type": backend.type,
+            "location": backend.location,
+            "pending": backend.pending_count,
+            "lines": [{
+                "line": line.line,
+                "current": line.current,
+                "latest": line.latest,
+                "applied": [r.version for r in line.applied],
+                "pending": [{"version": m.version, "name": m.name, "file": m.path.name} for m in line.pending],
+            } for line in backend.lines],
+            "issues": [issue_json(i) for i in backend.issues],
+        })
+    return json.dumps({"schema": JSON_SCHEMA_VERSION, "backends": backends}, indent=2)
+
+
+def history_json(histories: Mapping[str, Iterable[AppliedMigration]]) -> str:
+    """The documented ``history --json`` shape."""
+    backends = []
+    for name, records in histories.items():
+        backends.append({"name": name, "history": [{
+            "line": r.line, "version": r.version, "name": r.name, "checksum": r.checksum,
+            "applied_at": _iso(r), "duration_ms": r.duration_ms,
+            **{k: v for k, v in r.extra.items() if isinstance(v, str | int | float | bool) or v is None},
+        } for r in records]})
+    return json.dumps({"schema": JSON_SCHEMA_VERSION, "backends": backends}, indent=2)
+
+
+def print_status(console: Console, status: Status) -> None:
+    for backend in status.backends:
+        console.print(f"[bold]{backend.backend}[/bold] ({backend.type}) {backend.location}", highlight=False)
+        per_table = backend.type != "sql" or any(line.line for line in backend.lines)
+        table = Table(box=None, pad_edge=False, show_header=True)
+        if per_table:
+            table.add_column("table")
+        table.add_column("current", justify="right")
+        table.add_column("latest", justify="right")
+        table.add_column("state")
+        if not backend.lines:
+            console.print("  no migrations")
+        for line in backend.lines:
+            if line.pending:
+                state = f"{len(line.pending)} pending: " + ", ".join(
+                    m.path.name if not m.line else f"v{m.version} {m.name}" for m in line.pending[:3])
+                if len(line.pending) > 3:
+                    state += ", ..."
+            else:
+                state = "up to date"
+            row = [str(line.current), str(line.latest), state]
+            table.add_row(*([line.line] if per_table else []), *row)
+        if backend.lines:
+            console.print(table)
+        for issue in backend.issues:
+            console.print(f"  [yellow]{issue.kind}[/yellow]: {issue.message}", highlight=False)
+
+
+def print_history(console: Console, histories: Mapping[str, list[AppliedMigration]]) -> None:
+    for name, records in histories.items():
+        console.print(f"[bold]{name}[/bold]")
+        if not records:
+            console.print("  nothing applied")
+            continue
+        table = Table(box=None, pad_edge=False)
+        for column in ("applied at", "table", "version", "name", "ms", "checksum"):
+            table.add_column(column)
+        for r in records:
+            table.add_row(_iso(r) or "", r.line, str(r.version), r.name,
+                          "" if r.duration_ms is None else str(r.duration_ms), (r.checksum or "")[:12])
+        console.print(table)
+
+
+def print_issues(console: Console, issues: Mapping[str, list[Issue]]) -> int:
+    count = 0
+    for name, items in issues.items():
+        for issue in items:
+            console.print(f"{name}: {issue.kind}: {issue.message}", highlight=False)
+            count += 1
+    return count

@@ -1,0 +1,221 @@
+"""Execute plans against one backend: lock, read the bookkeeping, plan, apply, emit events.
+
+The runner never prints. It asks the adapter (``migrator.backends.base.Backend``)
+for files and bookkeeping, lets :mod:`migrator.plan` decide, and applies the
+steps one by one — independent lines (LanceDB tables) in parallel threads when
+the adapter allows it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from migrator import plan as planning
+from migrator.backends.base import Backend
+from migrator.errors import MigrationFailed, UsageError
+from migrator.events import (
+    Event,
+    LineSkipped,
+    Listener,
+    MigrationDone,
+    MigrationFailedEvent,
+    MigrationProgress,
+    MigrationStarted,
+    PlanReady,
+    ignore,
+)
+from migrator.model import (
+    AppliedMigration,
+    BackendStatus,
+    Direction,
+    Issue,
+    Migration,
+    RunResult,
+    StepResult,
+)
+
+T = TypeVar("T")
+
+
+def default_jobs() -> int:
+    """Parallel lines by default: the cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class Runner:
+    def __init__(self, backend: Backend, listener: Listener = ignore, *, lock_timeout: float = 60.0) -> None:
+        self.backend = backend
+        self.lock_timeout = lock_timeout
+        self._listener = listener
+        self._emit_lock = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def status(self) -> BackendStatus:
+        migrations = self.backend.discover()
+        applied = self.backend.applied()
+        return BackendStatus(
+            backend=self.backend.name,
+            type=self.backend.type,
+            location=self.backend.location,
+            lines=tuple(planning.line_statuses(migrations, applied)),
+            issues=tuple(planning.validate(migrations, applied)),
+        )
+
+    def history(self) -> list[AppliedMigration]:
+        return sorted(self.backend.applied(), key=lambda r: (r.applied_at is None, r.applied_at, r.line, r.version))
+
+    def validate(self) -> list[Issue]:
+        return planning.validate(self.backend.discover(), self.backend.applied())
+
+    # -- changing ------------------------------------------------------------------------------------------------
+
+    def upgrade(
+        self,
+        *,
+        to: int | None = None,
+        line: str | None = None,
+        dry_run: bool = False,
+        allow_changed: bool = False,
+        allow_out_of_order: bool = False,
+        jobs: int | None = None,
+        fail_fast: bool = False,
+    ) -> RunResult:
+        migrations = self.backend.discover()
+        self._check_line(migrations, line)
+
+        def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
+            return planning.upgrade_plan(migrations, applied, to=to, line=line, allow_changed=allow_changed,
+                                         allow_out_of_order=allow_out_of_order, backend=self.backend.name)
+
+        return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast)
+
+    def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False) -> RunResult:
+        if not self.backend.capabilities.reversible:
+            raise UsageError(
+                f"{self.backend.name}: rollback is not supported for {self.backend.type} backends yet "
+                "(LanceDB migrations are forward-only; restore a table with Lance time travel)")
+        migrations = self.backend.discover()
+        self._check_line(migrations, line)
+
+        def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
+            return planning.rollback_plan(migrations, applied, target, line=line, backend=self.backend.name)
+
+        return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True)
+
+    def stamp(self, version: int, *, line: str | None = None) -> tuple[list[Migration], list[Migration]]:
+        """Record exactly the versions up to ``version`` as applied, running nothing."""
+        migrations = self.backend.discover()
+        self._check_line(migrations, line)
+        if self.backend.capabilities.per_table_lines and line is None:
+            raise UsageError(f"{self.backend.name}: stamp on a {self.backend.type} backend needs --table")
+        with self.backend.lock(self.lock_timeout):
+            self.backend.prepare()
+            record, unrecord = planning.stamp_plan(migrations, self.backend.applied(), version, line=line,
+                                                   backend=self.backend.name)
+            if unrecord:
+                self.backend.unstamp(unrecord)
+            if record:
+                self.backend.stamp(record)
+        return record, unrecord
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        with self._emit_lock:
+            self._listener(event)
+
+    def _check_line(self, migrations: Sequence[Migration], line: str | None) -> None:
+        if line is None:
+            return
+        if not self.backend.capabilities.per_table_lines:
+            raise UsageError(f"{self.backend.name}: --table applies to LanceDB backends only")
+        if not any(m.line == line for m in migrations):
+            raise UsageError(f"{self.backend.name}: no migration declares table {line!r}")
+
+    def _run(
+        self,
+        direction: Direction,
+        make_plan: Callable[[Sequence[AppliedMigration]], list[Migration]],
+        *,
+        dry_run: bool,
+        jobs: int | None,
+        fail_fast: bool,
+    ) -> RunResult:
+        result = RunResult(backend=self.backend.name, direction=direction, dry_run=dry_run)
+        if dry_run:
+            result.planned = make_plan(self.backend.applied())
+            self._emit(PlanReady(self.backend.name, direction, result.planned, dry_run=True))
+            return result
+        with self.backend.lock(self.lock_timeout):
+            applied = self.backend.applied()  # re-read under the lock: another process may have moved on
+            steps = make_plan(applied)
+            if steps:
+                steps = list(self.backend.load(steps))
+                if direction is Direction.DOWN:
+                    planning.check_reversible(steps, self.backend.name)
+                self.backend.prepare()
+            result.planned = steps
+            self._emit(PlanReady(self.backend.name, direction, steps, dry_run=False))
+            lines = planning.by_line(steps) if direction is Direction.UP else {"": steps}
+            if len(lines) > 1 and self.backend.capabilities.parallel_lines:
+                self._run_parallel(lines, direction, result, jobs or default_jobs(), fail_fast)
+            else:
+                stop = threading.Event()
+                for line_steps in lines.values():
+                    self._run_line(line_steps, direction, result, stop, fail_fast=True if len(lines) == 1
+                                   else fail_fast)
+        return result
+
+    def _run_parallel(self, lines: dict[str, list[Migration]], direction: Direction, result: RunResult, jobs: int,
+                      fail_fast: bool) -> None:
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="migrator-line") as pool:
+            futures = [pool.submit(self._run_line, steps, direction, result, stop, fail_fast)
+                       for steps in lines.values()]
+            for future in futures:
+                future.result()
+
+    def _run_line(self, steps: Sequence[Migration], direction: Direction, result: RunResult, stop: threading.Event,
+                  fail_fast: bool) -> None:
+        """Apply one line's steps in order; stop the line at its first failure."""
+        for migration in steps:
+            if stop.is_set():
+                self._emit(LineSkipped(self.backend.name, migration.line, "an earlier migration failed (--fail-fast)"))
+                return
+            self._emit(MigrationStarted(self.backend.name, migration, direction))
+            started = time.perf_counter()
+
+            def report(message: str, migration: Migration = migration) -> None:
+                self._emit(MigrationProgress(self.backend.name, migration, message))
+
+            try:
+                self.backend.apply(migration, direction, report)
+            except MigrationFailed as exc:
+                self._fail(result, migration, direction, exc.message, stop, fail_fast)
+                return
+            except (Exception, SystemExit) as exc:  # a migration's own error: report it as that migration's failure
+                where = migration.path.name if migration.line == "" else migration.label
+                self._fail(result, migration, direction, f"{where}: {type(exc).__name__}: {exc}", stop, fail_fast)
+                return
+            duration = int((time.perf_counter() - started) * 1000)
+            with self._emit_lock:
+                result.steps.append(StepResult(migration, direction, duration))
+            self._emit(MigrationDone(self.backend.name, migration, direction, duration))
+
+    def _fail(self, result: RunResult, migration: Migration, direction: Direction, message: str,
+              stop: threading.Event, fail_fast: bool) -> None:
+        with self._emit_lock:
+            result.failures.append((migration, message))
+        if fail_fast:
+            stop.set()
+        self._emit(MigrationFailedEvent(self.backend.name, migration, direction, message))

@@ -1,0 +1,51 @@
+"""Sessions: tests (default suite), crash (long kill -9 trials), lint, typecheck, bench, demo."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = None  # the interpreter nox runs on
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole default suite: SQLite, embedded PostgreSQL, LanceDB, a few crash trials."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def crash(session: nox.Session) -> None:
+    """Hundreds of kill -9 trials on every backend (slow)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "crash", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[typecheck]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks; writes benchmarks/results/ and prints the README table."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The README's main job inside a fresh venv: apply the example migrations to ./data."""
+    session.install("-e", ".[all]")
+    session.run("migrator", "upgrade")
+    session.run("migrator", "status")
