@@ -181,7 +181,7 @@ def _parse_backend(
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: {key!r} must be a table")
     kind_name = raw.get("type")
-    if kind_name not in BACKEND_TYPES:
+    if not isinstance(kind_name, str) or kind_name not in BACKEND_TYPES:
         known = ", ".join(sorted(BACKEND_TYPES))
         raise ConfigError(f"{file}: {key}.type must be one of {known} (got {kind_name!r})")
     kind = BACKEND_TYPES[kind_name]

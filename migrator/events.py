@@ -60,7 +60,9 @@ class LineSkipped:
     reason: str
 
 
-Event = PlanReady | LockWaiting | MigrationStarted | MigrationProgress | MigrationDone | MigrationFailedEvent | LineSkipped
+Event = (
+    PlanReady | LockWaiting | MigrationStarted | MigrationProgress | MigrationDone | MigrationFailedEvent | LineSkipped
+)
 Listener = Callable[[Event], None]
 
 
