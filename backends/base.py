@@ -77,6 +77,19 @@ class Backend(Protocol):
         """Remove the bookkeeping rows of ``migrations`` without running anything."""
         ...
 
+    def record_checksums(self, migrations: Sequence[Migration]) -> None:
+        """Store these applied migrations' current checksums (``validate --repair`` after a deliberate edit)."""
+        ...
+
+    def backup(self, report: Report) -> str:
+        """Take a consistent backup before a run; return where it is (a file path, a tag name).
+
+        SQLite: the online backup API to a timestamped file beside the database.
+        LanceDB: a tag on every table's current version. Others: raise UsageError
+        saying the operator's own backups apply.
+        """
+        ...
+
     def close(self) -> None:
         ...
 

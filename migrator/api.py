@@ -69,6 +69,7 @@ class Migrator:
         allow_out_of_order: bool = False,
         jobs: int | None = None,
         fail_fast: bool = False,
+        backup: bool | None = None,
     ) -> list[RunResult]:
         """Apply pending migrations; every backend unless one is named. Raises MigrationFailed on failure."""
         targets = self.config.select(backend, all_if_none=True)
@@ -82,17 +83,17 @@ class Migrator:
                 result = runner.upgrade(to=to, line=table, dry_run=dry_run, allow_changed=allow_changed,
                                         allow_out_of_order=allow_out_of_order,
                                         jobs=jobs if jobs is not None else _int_option(cfg, "jobs"),
-                                        fail_fast=fail_fast)
+                                        fail_fast=fail_fast, backup=_backup(cfg, backup))
             results.append(result)
             _raise_failures(result)
         return results
 
     def rollback(self, target: int, backend: str | None = None, *, table: str | None = None,
-                 dry_run: bool = False) -> RunResult:
+                 dry_run: bool = False, backup: bool | None = None) -> RunResult:
         """Undo, newest first, every applied version above ``target`` (0 undoes all)."""
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
-            result = runner.rollback(target, line=table, dry_run=dry_run)
+            result = runner.rollback(target, line=table, dry_run=dry_run, backup=_backup(cfg, backup))
         _raise_failures(result)
         return result
 
@@ -101,6 +102,14 @@ class Migrator:
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
             runner.stamp(version, line=table)
+
+    def repair(self, backend: str | None = None) -> dict[str, list[str]]:
+        """Record new checksums of applied files edited on purpose; returns the files per backend."""
+        repaired = {}
+        for cfg in self.config.select(backend, all_if_none=True):
+            with self._runner(cfg) as runner:
+                repaired[cfg.name] = [m.path.name for m in runner.repair()]
+        return repaired
 
     def new(self, name: str, backend: str | None = None, *, sql: bool = False, table: str | None = None) -> list[Path]:
         """Write a new migration file (or .up.sql/.down.sql pair) with the next version."""
@@ -142,6 +151,16 @@ def _int_option(cfg: BackendConfig, key: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{cfg.source}: {key} must be a positive integer")
+    return value
+
+
+def _backup(cfg: BackendConfig, requested: bool | None) -> bool:
+    """--backup / --no-backup win; otherwise the backend's ``backup`` config key (default off)."""
+    if requested is not None:
+        return requested
+    value = cfg.options.get("backup", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{cfg.source}: backup must be true or false")
     return value
 
 

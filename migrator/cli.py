@@ -79,13 +79,16 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 @click.option("--allow-out-of-order", is_flag=True, help="Apply pending versions older than the newest applied.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="LanceDB: tables migrated in parallel.")
 @click.option("--fail-fast", is_flag=True, help="LanceDB: stop every table's line at the first failure.")
+@click.option("--backup/--no-backup", default=None, help="Back up before the first migration (config: backup).")
 @click.pass_obj
 def upgrade(state: State, backend: str | None, to: int | None, table: str | None, dry_run: bool,
-            allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool) -> None:
+            allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool,
+            backup: bool | None) -> None:
     """Apply pending migrations (every backend unless --backend)."""
     try:
         state.migrator().upgrade(backend, to=to, table=table, dry_run=dry_run, allow_changed=allow_changed,
-                                 allow_out_of_order=allow_out_of_order, jobs=jobs, fail_fast=fail_fast)
+                                 allow_out_of_order=allow_out_of_order, jobs=jobs, fail_fast=fail_fast,
+                                 backup=backup)
     finally:
         state.renderer.close()
 
@@ -95,11 +98,13 @@ def upgrade(state: State, backend: str | None, to: int | None, table: str | None
 @backend_option
 @click.option("--table", metavar="T", help="LanceDB: only this table's line.")
 @click.option("--dry-run", is_flag=True, help="Show what would be undone; change nothing.")
+@click.option("--backup/--no-backup", default=None, help="Back up before the first step (config: backup).")
 @click.pass_obj
-def rollback(state: State, target: int, backend: str | None, table: str | None, dry_run: bool) -> None:
+def rollback(state: State, target: int, backend: str | None, table: str | None, dry_run: bool,
+             backup: bool | None) -> None:
     """Undo, newest first, every applied version above TARGET (0 undoes all)."""
     try:
-        state.migrator().rollback(target, backend, table=table, dry_run=dry_run)
+        state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup)
     finally:
         state.renderer.close()
 
@@ -132,9 +137,14 @@ def history(state: State, backend: str | None, as_json: bool) -> None:
 
 @cli.command()
 @backend_option
+@click.option("--repair", is_flag=True, help="Record the new checksums of applied files edited on purpose.")
 @click.pass_obj
-def validate(state: State, backend: str | None) -> None:
+def validate(state: State, backend: str | None, repair: bool) -> None:
     """Report edited or missing applied files and out-of-order versions (exit 1 if any)."""
+    if repair:
+        for name, files in state.migrator().repair(backend).items():
+            for file in files:
+                state.out.print(f"{name}: recorded the new checksum of {file}")
     found = render.print_issues(state.out, state.migrator().validate(backend))
     if found:
         raise click.exceptions.Exit(EXIT_FAILED)

@@ -22,6 +22,12 @@ class LockWaiting:
 
 
 @dataclass(frozen=True)
+class BackupTaken:
+    backend: str
+    location: str
+
+
+@dataclass(frozen=True)
 class MigrationStarted:
     backend: str
     migration: Migration
@@ -61,7 +67,8 @@ class LineSkipped:
 
 
 Event = (
-    PlanReady | LockWaiting | MigrationStarted | MigrationProgress | MigrationDone | MigrationFailedEvent | LineSkipped
+    PlanReady | LockWaiting | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
+    | MigrationFailedEvent | LineSkipped
 )
 Listener = Callable[[Event], None]
 

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from migrator.events import (
+    BackupTaken,
     Event,
     LineSkipped,
     LockWaiting,
@@ -47,6 +48,8 @@ class EventRenderer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, PlanReady):
             self._plan(event)
+        elif isinstance(event, BackupTaken):
+            self.console.print(f"{event.backend}: backup at {event.location}")
         elif isinstance(event, LockWaiting):
             self.console.print(f"{event.backend}: waiting for another migrator process to finish")
         elif isinstance(event, MigrationStarted):

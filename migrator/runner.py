@@ -19,6 +19,7 @@ from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import MigrationFailed, UsageError
 from migrator.events import (
+    BackupTaken,
     Event,
     LineSkipped,
     Listener,
@@ -30,6 +31,7 @@ from migrator.events import (
     ignore,
 )
 from migrator.model import (
+    ISSUE_CHANGED,
     AppliedMigration,
     BackendStatus,
     Direction,
@@ -89,6 +91,7 @@ class Runner:
         allow_out_of_order: bool = False,
         jobs: int | None = None,
         fail_fast: bool = False,
+        backup: bool = False,
     ) -> RunResult:
         migrations = self.backend.discover()
         self._check_line(migrations, line)
@@ -97,9 +100,10 @@ class Runner:
             return planning.upgrade_plan(migrations, applied, to=to, line=line, allow_changed=allow_changed,
                                          allow_out_of_order=allow_out_of_order, backend=self.backend.name)
 
-        return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast)
+        return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast, backup=backup)
 
-    def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False) -> RunResult:
+    def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False,
+                 backup: bool = False) -> RunResult:
         if not self.backend.capabilities.reversible:
             raise UsageError(
                 f"{self.backend.name}: rollback is not supported for {self.backend.type} backends yet "
@@ -110,7 +114,7 @@ class Runner:
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
             return planning.rollback_plan(migrations, applied, target, line=line, backend=self.backend.name)
 
-        return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True)
+        return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True, backup=backup)
 
     def stamp(self, version: int, *, line: str | None = None) -> tuple[list[Migration], list[Migration]]:
         """Record exactly the versions up to ``version`` as applied, running nothing."""
@@ -127,6 +131,17 @@ class Runner:
             if record:
                 self.backend.stamp(record)
         return record, unrecord
+
+    def repair(self) -> list[Migration]:
+        """Record the current checksums of applied files that were edited on purpose."""
+        with self.backend.lock(self.lock_timeout):
+            migrations = {(m.line, m.version): m for m in self.backend.discover()}
+            issues = planning.validate(list(migrations.values()), self.backend.applied())
+            changed = [migrations[(i.line, i.version)] for i in issues
+                       if i.kind == ISSUE_CHANGED and i.version is not None]
+            if changed:
+                self.backend.record_checksums(changed)
+        return changed
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -150,6 +165,7 @@ class Runner:
         dry_run: bool,
         jobs: int | None,
         fail_fast: bool,
+        backup: bool,
     ) -> RunResult:
         result = RunResult(backend=self.backend.name, direction=direction, dry_run=dry_run)
         if dry_run:
@@ -164,6 +180,9 @@ class Runner:
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name)
                 self.backend.prepare()
+                if backup:
+                    where = self.backend.backup(lambda message: None)
+                    self._emit(BackupTaken(self.backend.name, where))
             result.planned = steps
             self._emit(PlanReady(self.backend.name, direction, steps, dry_run=False))
             lines = planning.by_line(steps) if direction is Direction.UP else {"": steps}
