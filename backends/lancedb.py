@@ -1,0 +1,628 @@
+"""The LanceDB adapter: one version line per table, forward-only, crash-safe bookkeeping.
+
+Files
+    ``migrations/lancedb/NNN_name.py`` holding functions decorated with
+    ``@migration(table=..., version=..., description=..., indices=[...])``
+    (:mod:`migrator.lancedb`). ``discover`` imports every file (the versions
+    live inside them); files run in file-number order, each table's
+    migrations in version order. A function receives the lancedb connection.
+
+Bookkeeping
+    ``table_migrations`` (or the configured ``version_table``), an append-only
+    event log whose first three columns are the TypeScript seed's; its layout
+    and the adoption of seed databases are described in
+    :mod:`migrator.backends.lance_bookkeeping`.
+
+Stamps
+    Each data table carries the migration version its data is at in its
+    schema metadata (``migrator.version``), with the specs of the indices
+    migrator keeps on it (``migrator.indices``); see
+    :mod:`migrator.backends.lance_common`.
+
+Applying one migration (table T, version N)
+    1. Read the bookkeeping and T's stamp.
+    2. If T's stamp is already >= N, the data got there before the
+       bookkeeping did (a crash after ``recreate_table``'s overwrite, whose
+       commit carries the stamp; or an unstamp): check the unfinished
+       recreation against other writers (:func:`.lance_recreate.audit_overwrite`),
+       build the missing indices, write the stamp and the ``applied`` row —
+       **without running the function (or the transform) again**.
+    3. If an earlier run of T vN left a ``started`` row and no end (a crash
+       during the function or between its commits and the stamp), undo what
+       it committed: restore T's Lance version from before it (drop T if it
+       created it). When the commits since then are only appends they are
+       kept (they are most likely the app's rows written during a long
+       rewrite that never committed); when they mix schema/rewrite commits
+       with appends, migrator cannot tell its writes from the app's and stops
+       with an error instead of guessing.
+    4. Append a ``started`` row (T's Lance version before the function), run
+       the function, build the indices the decorator declares (and deferred
+       ones), write the stamp ``migrator.version = N`` (a metadata commit; a
+       ``recreate_table`` already wrote it with the data) and append the
+       ``applied`` row with T's resulting Lance version.
+    5. If the function (or the index build) raises: restore T to its Lance
+       version from before the migration (drop it if the migration created
+       it), except when the only thing of the migration's in flight was a
+       ``recreate_table`` that never committed — then newer commits are other
+       writers' and are kept; append a ``failed`` row; raise MigrationFailed
+       naming the table, the version and the cause. Other tables are not
+       touched.
+
+Crash windows of ordinary (non-recreate) migrations
+    Between the function's commit and the stamp commit: step 3 on the next
+    run (restore and run again). Between the stamp and the ``applied`` row:
+    step 2 (record without running). Bookkeeping rows are single appends, so
+    ``table_migrations`` itself is never half-written.
+
+Concurrency
+    ``apply`` runs in parallel threads for different tables (the runner's
+    ``--jobs``); ``table_migrations`` appends are serialised by a lock in this
+    process and retried on Lance commit conflicts. Across processes,
+    :meth:`LanceBackend.lock` is an ``fcntl.flock`` on ``<uri>/.migrator-lock``
+    for local databases. On object storage (``s3://`` ...) there is no lock
+    yet: it relies on Lance's conditional commits (each table commit and each
+    bookkeeping append is atomic; ``recreate_table`` detects overwritten
+    appends) and returns at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from migrator.errors import BackendUnavailable, IrreversibleMigration, LoaderError, LockTimeout, MigrationFailed
+from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
+from migrator.loader import SourceFile, checksum, import_file, scan
+from migrator.model import AppliedMigration, Direction, Migration
+from migrator.redact import mask_url, scrub, secrets_in
+
+from .base import Capabilities, Report
+from .lance_bookkeeping import (
+    EVENT_APPLIED,
+    EVENT_FAILED,
+    EVENT_STAMPED,
+    EVENT_STARTED,
+    Bookkeeping,
+    Intent,
+    Row,
+    derive_applied,
+    now_ms,
+    open_intents,
+)
+from .lance_common import (
+    CURRENT,
+    META_ATTEMPT,
+    META_SOURCE,
+    META_VERSION,
+    MigrationContext,
+    commits,
+    describe,
+    metadata_of,
+    open_table,
+    recorded_indices,
+    stamp_of,
+)
+from .lance_indices import ensure, merge_specs, record
+from .lance_recreate import audit_overwrite
+
+if TYPE_CHECKING:
+    from migrator.config import BackendConfig
+
+__all__ = ["LOCK_FILE", "LanceBackend", "LanceStep", "create"]
+
+LOCK_FILE = ".migrator-lock"
+_NAMESPACE = "migrator_lancedb_migrations"
+_SECRET_KEY = re.compile(r"secret|key|token|password|credential|session", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LanceStep:
+    """The payload of a LanceDB :class:`Migration`: the function and what its decorator said."""
+
+    function: Callable[[Any], Any]
+    table: str
+    version: int
+    description: str
+    indices: tuple[Index, ...]
+    function_name: str
+
+
+def create(config: BackendConfig) -> LanceBackend:
+    """Open the adapter for a ``type = "lancedb"`` backend of the configuration (connects lazily)."""
+    options = dict(config.options)
+    storage = options.get("storage_options")
+    return LanceBackend(
+        config.name,
+        config.location,
+        config.migrations,
+        storage_options=dict(storage) if isinstance(storage, dict) else None,
+        lock_timeout=config.lock_timeout,
+        version_table=config.version_table or DEFAULT_VERSION_TABLE,
+    )
+
+
+class LanceBackend:
+    """A LanceDB database (local folder or object storage) and its folder of migrations."""
+
+    type = "lancedb"
+    capabilities = Capabilities(reversible=False, per_table_lines=True, parallel_lines=True, transactional_ddl=False)
+
+    def __init__(
+        self,
+        name: str,
+        uri: str,
+        migrations_dir: Path,
+        storage_options: dict[str, str] | None = None,
+        lock_timeout: float = 60.0,
+        *,
+        version_table: str = DEFAULT_VERSION_TABLE,
+    ) -> None:
+        self.name = name
+        self.uri = str(uri)
+        self.migrations_dir = Path(migrations_dir)
+        self.storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
+        self.lock_timeout = lock_timeout
+        self.version_table = version_table
+        self.location = mask_url(self.uri)
+        self._secrets = secrets_in(self.uri) + [
+            v for k, v in self.storage_options.items() if v and _SECRET_KEY.search(k)
+        ]
+        self._db: Any = None
+        self._connect_lock = threading.Lock()
+        self._table_locks: dict[str, threading.Lock] = {}
+        self._books = Bookkeeping(version_table)
+
+    def __repr__(self) -> str:
+        return f"LanceBackend({self.name!r}, {self.location!r})"
+
+    # -- files ---------------------------------------------------------------------------------------------------
+
+    def discover(self) -> Sequence[Migration]:
+        found: list[Migration] = []
+        where: dict[tuple[str, int], str] = {}
+        for source in scan(self.migrations_dir, [".py"]):
+            for migration in self._import(source):
+                step = migration.payload
+                key = (migration.line, migration.version)
+                here = f"{source.path}: {step.function_name}"
+                if key in where:
+                    raise LoaderError(f"{here}: {migration.line} v{migration.version} is declared twice "
+                                      f"(also by {where[key]})")
+                where[key] = here
+                found.append(migration)
+        return found
+
+    def load(self, migrations: Sequence[Migration]) -> Sequence[Migration]:
+        ready: list[Migration] = []
+        files: dict[Path, dict[tuple[str, int], Migration]] = {}
+        for migration in migrations:
+            if isinstance(migration.payload, LanceStep):
+                ready.append(migration)
+                continue
+            if migration.path not in files:
+                from migrator.loader import parse_name
+
+                version, title = parse_name(migration.path, ".py")
+                source = SourceFile(path=migration.path, version=version, name=title, kind=".py")
+                files[migration.path] = {(m.line, m.version): m for m in self._import(source)}
+            fresh = files[migration.path].get((migration.line, migration.version))
+            if fresh is None:
+                raise LoaderError(f"{migration.path}: no @migration(table={migration.line!r}, "
+                                  f"version={migration.version}) in this file any more")
+            ready.append(fresh)
+        return ready
+
+    def _import(self, source: SourceFile) -> list[Migration]:
+        module = import_file(source.path, _NAMESPACE)
+        digest = checksum(source.path)
+        migrations: list[Migration] = []
+        seen: set[int] = set()
+        for attr, obj in list(vars(module).items()):
+            specs = specs_of(obj)
+            if not specs or id(obj) in seen or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            seen.add(id(obj))
+            function_name = str(getattr(obj, "__qualname__", attr))
+            here = f"{source.path}: {function_name}"
+            for spec in specs:
+                if spec.problems:
+                    raise LoaderError(f"{here}: {spec.problems[0]}")
+                if spec.table == self.version_table:
+                    raise LoaderError(f"{here}: table {spec.table!r} is migrator's bookkeeping table")
+                step = LanceStep(function=spec.function, table=spec.table, version=spec.version,
+                                 description=spec.description, indices=spec.indices, function_name=function_name)
+                if any(m.line == step.table and m.version == step.version for m in migrations):
+                    raise LoaderError(f"{here}: {step.table} v{step.version} is declared twice in this file")
+                migrations.append(Migration(
+                    version=step.version, name=step.description, path=source.path, checksum=digest,
+                    line=step.table, reversible=False, transactional=False, payload=step))
+        if not migrations:
+            raise LoaderError(f"{source.path}: defines no @migration function "
+                              "(from migrator.lancedb import migration)")
+        return migrations
+
+    # -- connection ----------------------------------------------------------------------------------------------
+
+    @property
+    def local_path(self) -> Path | None:
+        """The database folder for a local URI; None for object storage."""
+        if self.uri.startswith("file://"):
+            return Path(self.uri[len("file://"):])
+        if "://" in self.uri:
+            return None
+        return Path(self.uri)
+
+    def _connect(self) -> Any:
+        with self._connect_lock:
+            if self._db is None:
+                try:
+                    import lancedb
+                except ImportError as exc:
+                    raise BackendUnavailable(
+                        f"{self.name}: the lancedb backend needs `pip install 'migrator[lancedb]'`: {exc}") from exc
+                try:
+                    self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
+                except Exception as exc:
+                    raise BackendUnavailable(self._scrub(
+                        f"{self.name}: cannot open LanceDB at {self.location}: {exc}")) from exc
+            return self._db
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
+    def close(self) -> None:
+        with self._connect_lock:
+            self._db = None
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------------
+
+    def applied(self) -> Sequence[AppliedMigration]:
+        local = self.local_path
+        if local is not None and not local.is_dir():
+            return []  # connecting would create the folder
+        rows = self._books.read(self._connect())
+        return [] if rows is None else derive_applied(rows)
+
+    def prepare(self) -> None:
+        local = self.local_path
+        if local is not None:
+            local.mkdir(parents=True, exist_ok=True)
+        self._books.ensure(self._connect())
+
+    def stamp(self, migrations: Sequence[Migration]) -> None:
+        if not migrations:
+            return
+        self.prepare()
+        db = self._connect()
+        rows = []
+        for migration in migrations:
+            table = open_table(db, migration.line)
+            rows.append(Row(migration.line, migration.version, now_ms(), EVENT_STAMPED, migration.name,
+                            migration.checksum, lance_version=int(table.version) if table is not None else None,
+                            detail="stamped without running"))
+        self._books.append(db, rows)
+
+    def unstamp(self, migrations: Sequence[Migration]) -> None:
+        if not migrations or not self.applied():
+            return
+        db = self._connect()
+        by_table: dict[str, list[int]] = {}
+        for migration in migrations:
+            by_table.setdefault(migration.line, []).append(migration.version)
+        for table, versions in by_table.items():
+            self._books.forget(db, table, versions)
+
+    def record_checksums(self, migrations: Sequence[Migration]) -> None:
+        """Store the current checksums of these applied migrations (appends a corrected copy of each record)."""
+        if not migrations or not self.applied():
+            return
+        self._books.rechecksum(self._connect(), {(m.line, m.version): m.checksum for m in migrations})
+
+    def backup(self, report: Report) -> str:
+        """Tag every table's current Lance version ``migrator-backup-<UTC time>``; returns the tag name.
+
+        Lance keeps tagged versions through ``cleanup_old_versions``; restore a
+        table with ``table.restore("<tag>")``.
+        """
+        tag = f"migrator-backup-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        local = self.local_path
+        if local is not None and not local.is_dir():
+            report("nothing to back up: the database does not exist yet")
+            return tag
+        db = self._connect()
+        names = _all_tables(db)
+        for name in names:
+            table = open_table(db, name)
+            if table is None:
+                continue
+            table.tags.create(tag, int(table.version))
+            report(f"{name}: tagged Lance version {table.version} as {tag}")
+        return f"tag {tag} on {len(names)} table(s) of {self.location}"
+
+    # -- locking -------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        """``fcntl.flock`` on ``<uri>/.migrator-lock``, polled until ``timeout``; nothing on object storage."""
+        local = self.local_path
+        if local is None:
+            yield  # object storage: Lance's conditional commits for now (see the module docstring)
+            return
+        import fcntl
+
+        local.mkdir(parents=True, exist_ok=True)
+        path = local / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + max(0.0, timeout)
+            delay = 0.02
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = _read_holder(path)
+                        raise LockTimeout(
+                            f"{self.name} (lancedb at {self.location}): another process holds the migration lock "
+                            f"{path}{holder} for more than {timeout:g} s") from None
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 0.25)
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+            except OSError:
+                pass
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # -- applying ------------------------------------------------------------------------------------------------
+
+    def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
+        if direction is not Direction.UP:
+            raise IrreversibleMigration(
+                f"{self.name}: {migration.label}: LanceDB migrations are forward-only; restore a table with "
+                "Lance time travel (table.restore(version); table_migrations records each migration's version)")
+        step = self._step(migration)
+        db = self._connect()
+        self._books.ensure(db)
+        with self._table_lock(step.table):
+            return self._apply(db, migration, step, report)
+
+    def _step(self, migration: Migration) -> LanceStep:
+        if not isinstance(migration.payload, LanceStep):
+            migration = self.load([migration])[0]
+        step = migration.payload
+        assert isinstance(step, LanceStep)
+        return step
+
+    def _table_lock(self, table: str) -> threading.Lock:
+        with self._connect_lock:
+            return self._table_locks.setdefault(table, threading.Lock())
+
+    def _apply(self, db: Any, migration: Migration, step: LanceStep, report: Report) -> AppliedMigration:
+        started = time.perf_counter()
+        rows = self._books.read(db) or []
+        intent = open_intents(rows).get((step.table, step.version))
+        table = open_table(db, step.table)
+        meta = metadata_of(table.schema) if table is not None else {}
+        stamp = stamp_of(meta)
+        if table is not None and stamp is not None and stamp >= step.version:
+            done = self._finish_committed(db, migration, step, table, meta, stamp, intent, report, started)
+            if done is not None:
+                return done
+            intent = None  # the other writer's version is back: the migration runs again on top of it
+        elif intent is not None:
+            self._undo_interrupted(db, migration, step, table, intent, report)
+        return self._run(db, migration, step, report, started)
+
+    def _run(self, db: Any, migration: Migration, step: LanceStep, report: Report, started: float) -> AppliedMigration:
+        table = open_table(db, step.table)
+        start_version = int(table.version) if table is not None else None
+        attempt = uuid.uuid4().hex
+        self._books.append(db, [Row(step.table, step.version, now_ms(), EVENT_STARTED, step.description,
+                                    migration.checksum, lance_version=start_version, attempt=attempt)])
+        ctx = MigrationContext(table=step.table, version=step.version, label=migration.label, report=report,
+                               attempt=attempt, start_version=start_version)
+        try:
+            token = CURRENT.set(ctx)
+            try:
+                step.function(db)
+            finally:
+                CURRENT.reset(token)
+            final_version = self._finalize(db, step, step.version, report, ctx.deferred_reported)
+        except BaseException as exc:
+            note = self._rollback(db, step, ctx, report)
+            self._record_failure(db, migration, step, attempt, exc, started)
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            cause = exc.message if isinstance(exc, MigrationFailed) else f"{type(exc).__name__}: {exc}"
+            raise MigrationFailed(
+                self._scrub(f"{migration.path.name}: {migration.label} failed: {cause}; {note}"),
+                backend=self.name, line=step.table, version=step.version) from exc
+        return self._record(db, migration, step, attempt, started, final_version)
+
+    def _record(self, db: Any, migration: Migration, step: LanceStep, attempt: str, started: float,
+                lance_version: int | None, detail: str | None = None) -> AppliedMigration:
+        duration = int((time.perf_counter() - started) * 1000)
+        row = Row(step.table, step.version, now_ms(), EVENT_APPLIED, step.description, migration.checksum,
+                  duration_ms=duration, lance_version=lance_version, attempt=attempt, detail=detail)
+        try:
+            self._books.append(db, [row])
+        except Exception as exc:
+            raise MigrationFailed(self._scrub(
+                f"{migration.label}: the data reached v{step.version} (stamped in {step.table}'s schema metadata) "
+                f"but writing {self.version_table} failed: {exc}; the next run records it without running "
+                "the migration again"), backend=self.name, line=step.table, version=step.version) from exc
+        return derive_applied([row])[0]
+
+    def _finalize(self, db: Any, step: LanceStep, stamp: int, report: Report,
+                  reported: set[str] | None = None) -> int | None:
+        """Indices (declared + recorded), then the stamp: one metadata commit. The table's Lance version after."""
+        table = open_table(db, step.table)
+        if table is None:
+            return None  # the migration dropped its table: nothing to stamp
+        meta = metadata_of(table.schema)
+        recorded = recorded_indices(meta)
+        known = {s.index_name: s for s in recorded}
+        specs = merge_specs(recorded, step.indices)
+        changed = [s.index_name for s in step.indices if s.index_name in known and known[s.index_name] != s]
+        ensure(table, step.table, specs, report, replace=changed, reported=reported)
+        table.checkout_latest()
+        record(table, specs, {META_VERSION: str(stamp), META_SOURCE: None, META_ATTEMPT: None})
+        table.checkout_latest()
+        return int(table.version)
+
+    def _finish_committed(self, db: Any, migration: Migration, step: LanceStep, table: Any, meta: dict[str, str],
+                          stamp: int, intent: Intent | None, report: Report,
+                          started: float) -> AppliedMigration | None:
+        """The data is already at ``step.version``: finish without running. None: run it after all."""
+        name = step.table
+        audit = audit_overwrite(table, meta) if stamp == step.version else None
+        if audit is not None and audit.data_version is None:
+            report(f"{name}: the interrupted recreation's commit is no longer in the table's history; "
+                   "cannot check it against other writers")
+        elif audit is not None and audit.lost:
+            if audit.after:
+                raise MigrationFailed(
+                    f"{migration.label}: an interrupted recreation (Lance version {audit.data_version}) had hidden "
+                    f"rows committed by another writer ({describe(audit.lost)}), and the table changed again "
+                    f"since ({describe(audit.after)}); restore by hand (table.restore(version)) and run again",
+                    backend=self.name, line=name, version=step.version)
+            assert audit.data_version is not None
+            table.restore(audit.data_version - 1)
+            report(f"{name}: an interrupted recreation had hidden rows another writer committed "
+                   f"({describe(audit.lost)}); restored their version {audit.data_version - 1}, running "
+                   f"{migration.label} again")
+            return None
+        report(f"{name}: data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
+               f"indices and the bookkeeping without running {migration.label} again")
+        try:
+            final_version = self._finalize(db, step, max(stamp, step.version), report)
+        except Exception as exc:
+            raise MigrationFailed(self._scrub(
+                f"{migration.label}: the data is at v{stamp} but finishing its indices failed: "
+                f"{type(exc).__name__}: {exc}"), backend=self.name, line=name, version=step.version) from exc
+        attempt = intent.attempt if intent is not None else uuid.uuid4().hex
+        return self._record(db, migration, step, attempt, started, final_version,
+                            detail="completed after an interrupted run; the data commit was already stamped")
+
+    def _undo_interrupted(self, db: Any, migration: Migration, step: LanceStep, table: Any, intent: Intent,
+                          report: Report) -> None:
+        """An earlier run of this migration died midway: put the table back to where it started."""
+        name, label = step.table, migration.label
+        start = intent.start_version
+        if table is None:
+            if start is not None:
+                report(f"{name}: an interrupted run of {label} left no table (it had Lance version {start}); "
+                       "running it again")
+            return
+        current = int(table.version)
+        if start is None:
+            history = commits(table.to_lance(), 2, current)
+            appends = [c for c in history if c.operation == "Append"]
+            if appends:
+                raise MigrationFailed(
+                    f"{label}: an interrupted run created {name}, and rows were appended to it since "
+                    f"({describe(appends)}); migrator cannot tell its writes from other writers' — check the "
+                    f"table, drop it or stamp the migration by hand, and run again",
+                    backend=self.name, line=name, version=step.version)
+            db.drop_table(name)
+            report(f"{name}: an interrupted run of {label} had created the table; dropped it to run again")
+            return
+        if current == start:
+            report(f"{name}: an earlier run of {label} was interrupted before it changed the table; running it "
+                   "again")
+            return
+        history = [c for c in commits(table.to_lance(), start + 1, current) if c.changes_rows]
+        appends = [c for c in history if c.operation == "Append"]
+        others = [c for c in history if c.operation != "Append"]
+        if not others:
+            if appends:
+                report(f"{name}: an earlier run of {label} was interrupted; the commits since it started only "
+                       f"add rows ({describe(appends)}) and are kept; running it again")
+            return
+        if appends:
+            raise MigrationFailed(
+                f"{label}: an interrupted run changed {name} ({describe(others)}) and rows were appended since "
+                f"it started ({describe(appends)}); migrator cannot tell its writes from other writers' — restore "
+                f"the table by hand (table.restore(version); it was at Lance version {start} before) and run again",
+                backend=self.name, line=name, version=step.version)
+        table.restore(start)
+        report(f"{name}: an earlier run of {label} was interrupted after committing {describe(others)}; "
+               f"restored Lance version {start} to run it again")
+
+    def _rollback(self, db: Any, step: LanceStep, ctx: MigrationContext, report: Report) -> str:
+        """Undo a failed migration's commits on its table; a note for the error message."""
+        name = step.table
+        start = ctx.start_version
+        try:
+            if ctx.left_for_other_writer:
+                return f"{name} left as the other writer left it (no rows lost)"
+            table = open_table(db, name)
+            if start is None:
+                if table is None:
+                    return f"{name} was not created"
+                db.drop_table(name)
+                report(f"{name}: dropped the table the failed migration had created")
+                return f"{name} did not exist before and was dropped again"
+            if table is None:
+                return (f"{name} was dropped by the migration; its files are gone, restore it from a backup "
+                        f"(it was at Lance version {start})")
+            current = int(table.version)
+            if current == start:
+                return f"{name} unchanged at Lance version {start}"
+            if ctx.recreate_reading == start:
+                return (f"{name} unchanged: recreate_table had not committed, and the commits since Lance version "
+                        f"{start} are other writers' (kept)")
+            table.restore(start)
+            report(f"{name}: restored Lance version {start} (from before the migration)")
+            return f"{name} restored to Lance version {start} (its state before the migration)"
+        except Exception as exc:
+            return self._scrub(f"restoring {name} to Lance version {start} failed too: {type(exc).__name__}: {exc}")
+
+    def _record_failure(self, db: Any, migration: Migration, step: LanceStep, attempt: str, exc: BaseException,
+                        started: float) -> None:
+        try:
+            table = open_table(db, step.table)
+            self._books.append(db, [Row(
+                step.table, step.version, now_ms(), EVENT_FAILED, step.description, migration.checksum,
+                duration_ms=int((time.perf_counter() - started) * 1000),
+                lance_version=int(table.version) if table is not None else None, attempt=attempt,
+                detail=self._scrub(f"{type(exc).__name__}: {exc}")[:2000])])
+        except Exception:
+            pass
+
+
+def _all_tables(db: Any) -> list[str]:
+    names: list[str] = []
+    token = None
+    while True:
+        page = db.list_tables(page_token=token)
+        names.extend(page.tables)
+        token = getattr(page, "page_token", None)
+        if not token:
+            return names
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text else ""
