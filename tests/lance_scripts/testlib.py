@@ -1,0 +1,78 @@
+"""Helpers shared by the LanceDB tests and the child processes they start (tests/test_lancedb_*.py)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from migrator.backends.lancedb import LanceBackend
+
+from migrator.model import AppliedMigration, Direction, Migration
+
+DIM = 16
+
+
+def vectors(n: int, dim: int = DIM, seed: int = 0) -> pa.FixedSizeListArray:
+    rng = np.random.default_rng(seed)
+    return pa.FixedSizeListArray.from_arrays(pa.array(rng.random(n * dim, dtype=np.float32)), dim)
+
+
+def memo_rows(n: int, start: int = 0, dim: int = DIM, seed: int = 0) -> pa.Table:
+    ids = np.arange(start, start + n, dtype=np.int64)
+    return pa.table({
+        "id": pa.array(ids),
+        "title": pa.array([f"memo {i}" for i in ids]),
+        "category": pa.array([("work", "home", "misc")[i % 3] for i in ids]),
+        "rev": pa.array(np.zeros(n, dtype=np.int64)),
+        "vector": vectors(n, dim, seed + start),
+    })
+
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return folder
+
+
+def backend(uri: Path | str, migrations: Path, name: str = "vectors") -> LanceBackend:
+    return LanceBackend(name, str(uri), migrations, lock_timeout=5.0)
+
+
+def pending(b: LanceBackend, *, to: int | None = None, line: str | None = None) -> list[Migration]:
+    done = {(a.line, a.version) for a in b.applied()}
+    return [m for m in b.discover() if (m.line, m.version) not in done
+            and (to is None or m.version <= to) and (line is None or m.line == line)]
+
+
+def upgrade(b: LanceBackend, *, to: int | None = None, line: str | None = None,
+            report: Callable[[str], None] | None = None) -> list[AppliedMigration]:
+    """A minimal sequential runner over the Backend protocol (file order, each table in version order)."""
+    lines: list[str] = []
+    say = report or (lambda message: None)
+    with b.lock(5.0):
+        steps = list(b.load(pending(b, to=to, line=line)))
+        if steps:
+            b.prepare()
+        done = []
+        for m in sorted(steps, key=lambda m: (m.line, m.version)):
+            lines.append(m.label)
+            result = b.apply(m, Direction.UP, say)
+            assert result is not None
+            done.append(result)
+    return done
+
+
+def by_line(applied: Sequence[AppliedMigration]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for a in applied:
+        out.setdefault(a.line, []).append(a.version)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def index_names(table: Any) -> set[str]:
+    return {i.name for i in table.list_indices()}
