@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import re
 import time
@@ -70,6 +71,7 @@ __all__ = [
 
 SUFFIXES = (".py", ".up.sql", ".down.sql")
 LOCK_POLL_SECONDS = 0.05
+PG_CONNECT_TIMEOUT = 10
 DEFAULT_VERSION_TABLE = "migrations"
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEF_DOWN = re.compile(rb"^def\s+down\s*\(", re.MULTILINE)
@@ -113,6 +115,8 @@ class SqlCode:
     down_path: Path | None
     up: tuple[sqlsplit.Statement, ...]
     down: tuple[sqlsplit.Statement, ...] | None
+    up_transactional: bool = True     # each file may start with "-- migrator: no-transaction"
+    down_transactional: bool = True
 
 
 # --------------------------------------------------------------------------- the `db` of up(db)
@@ -426,13 +430,18 @@ class SqlBackend:
             up_text = _read_sql(payload.up)
             statements = self._split(payload.up, up_text)
             down_statements = None
+            down_transactional = True
             if payload.down is not None:
-                down_statements = self._split(payload.down, _read_sql(payload.down))
+                down_text = _read_sql(payload.down)
+                down_statements = self._split(payload.down, down_text)
+                down_transactional = not sqlsplit.is_no_transaction(down_text)
+            up_transactional = not sqlsplit.is_no_transaction(up_text)
             return dataclasses.replace(
                 migration,
                 reversible=down_statements is not None,
-                transactional=not sqlsplit.is_no_transaction(up_text),
-                payload=SqlCode(payload.up, payload.down, statements, down_statements),
+                transactional=up_transactional,
+                payload=SqlCode(payload.up, payload.down, statements, down_statements, up_transactional,
+                                down_transactional),
             )
         raise LoaderError(f"{migration.path}: not a migration this SQL backend can run")
 
@@ -454,16 +463,40 @@ class SqlBackend:
 
     def _get_engine(self) -> sa.Engine:
         if self._engine is None:
+            url, options = self._engine_arguments()
             try:
-                self._engine = sa.create_engine(self._url, **self._engine_options)
+                self._engine = sa.create_engine(url, **options)
             except (ImportError, sa.exc.NoSuchModuleError) as exc:
+                hint = ("pip install 'migrator[postgres]' and use postgresql+psycopg://"
+                        if self.dialect == "postgresql" else "install the DB-API driver the URL names")
                 raise BackendUnavailable(
                     f"{self.name}: cannot open {self.location}: the database driver is missing "
-                    f"({self._scrub(str(exc))}); for PostgreSQL: pip install 'migrator[postgres]'"
+                    f"({self._scrub(str(exc))}); {hint}"
                 ) from None
             except (sa.exc.ArgumentError, TypeError) as exc:
                 raise ConfigError(f"{self.name}: cannot open {self.location}: {self._scrub(str(exc))}") from None
         return self._engine
+
+    def _engine_arguments(self) -> tuple[URL, dict[str, Any]]:
+        """The URL and options for create_engine, with PostgreSQL defaults a migration tool wants.
+
+        A plain ``postgresql://`` URL means psycopg2 to SQLAlchemy; when only psycopg (3) is
+        installed (``migrator[postgres]``), use it. libpq waits forever for a silent host:
+        connect_timeout defaults to 10 s unless the URL or engine_options say otherwise.
+        """
+        url = self._url
+        options = dict(self._engine_options)
+        if self.dialect != "postgresql":
+            return url, options
+        if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None \
+                and importlib.util.find_spec("psycopg") is not None:
+            url = url.set(drivername="postgresql+psycopg")
+        driver = url.drivername.partition("+")[2] or "psycopg2"
+        connect_args = dict(options.get("connect_args") or {})
+        if driver in {"psycopg", "psycopg2"} and "connect_timeout" not in url.query:
+            connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+            options["connect_args"] = connect_args
+        return url, options
 
     def _connection(self) -> sa.Connection:
         conn = self._conn
@@ -737,7 +770,11 @@ class SqlBackend:
         if direction is Direction.DOWN and not loaded.reversible:
             raise IrreversibleMigration(f"{self.name}: {loaded.label} has no down migration; it cannot be undone")
         what = self._what(loaded, code, direction)
-        if not loaded.transactional:
+        if isinstance(code, SqlCode):
+            transactional = code.up_transactional if direction is Direction.UP else code.down_transactional
+        else:
+            transactional = loaded.transactional
+        if not transactional:
             return self._apply_outside_transaction(loaded, code, direction, report, what)
         conn = self._connection()
         if conn.in_transaction():
@@ -798,9 +835,9 @@ class SqlBackend:
                 how = "the file runs without a transaction (-- migrator: no-transaction)"
             else:
                 how = "the migration runs without a transaction (transactional = False)"
+            version = "is not recorded" if direction is Direction.UP else "stays recorded"
             raise self._failed(
-                migration,
-                f"{what}: {self._scrub(message)}; not atomic: {how}, so {kept} and the version is not recorded",
+                migration, f"{what}: {self._scrub(message)}; not atomic: {how}, so {kept} and the version {version}"
             ) from exc
         finally:
             if previous_isolation is not None:
@@ -810,9 +847,8 @@ class SqlBackend:
             with self._transaction(write=True) as conn:
                 return self._record(conn, migration, direction, duration_ms)
         except Exception as exc:
-            raise self._failed(
-                migration, f"{what}: ran, but recording it failed: {self._scrub(_cause(exc))}"
-            ) from exc
+            cause = exc.message if isinstance(exc, _StepError) else _cause(exc)
+            raise self._failed(migration, f"{what}: ran, but {self._scrub(cause)}") from exc
 
     def _run_body(self, conn: sa.Connection, code: PythonCode | SqlCode, direction: Direction) -> None:
         if isinstance(code, SqlCode):

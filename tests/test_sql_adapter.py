@@ -590,6 +590,24 @@ def test_non_transactional_sql_failure_keeps_earlier_statements_and_records_noth
     assert versions(backend) == [1]
 
 
+def test_non_transactional_down_failure_keeps_the_version_recorded(backend: SqlBackend, sql_url: str,
+                                                                   migrations_dir: Path) -> None:
+    write(migrations_dir, "001_two.up.sql", "CREATE TABLE a (x INTEGER);\nCREATE TABLE b (x INTEGER);")
+    write(migrations_dir, "001_two.down.sql", """
+        -- migrator: no-transaction
+        DROP TABLE a;
+        DROP TABLE not_there;
+        DROP TABLE b;
+    """)
+    upgrade(backend)
+    with pytest.raises(MigrationFailed) as info:
+        downgrade(backend)
+    assert str(info.value).startswith("001_two.down.sql: statement 2 of 3 (line 3) failed: ")
+    assert str(info.value).endswith("statement 1 stays applied and the version stays recorded")
+    assert "a" not in tables(sql_url) and "b" in tables(sql_url)
+    assert versions(backend) == [1]
+
+
 def test_non_transactional_success_is_recorded(backend: SqlBackend, sql_url: str, migrations_dir: Path) -> None:
     write(migrations_dir, "001_manual.up.sql", "-- migrator: no-transaction\nCREATE TABLE a (x INTEGER);\n")
     reports: list[str] = []
@@ -956,7 +974,7 @@ def test_in_memory_sqlite_runs_migrations(make_backend: Any, migrations_dir: Pat
 
 
 def test_unreachable_postgresql_is_backend_unavailable_without_the_password(make_backend: Any) -> None:
-    backend = make_backend("postgresql+psycopg://app:Very-Secret-Pw@127.0.0.1:1/app?connect_timeout=3")
+    backend = make_backend("postgresql+psycopg://app:Very-Secret-Pw@127.0.0.1:1/app")
     with pytest.raises(BackendUnavailable) as info:
         backend.applied()
     message = str(info.value)
@@ -973,6 +991,17 @@ def test_wrong_postgresql_password_is_backend_unavailable_without_it(make_backen
     message = str(info.value)
     assert "password authentication failed" in message
     assert "Wrong-Pw-123" not in message and "***" in message
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_url_uses_the_installed_psycopg(make_backend: Any, postgres_url: str,
+                                                         migrations_dir: Path) -> None:
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
+    backend = make_backend(plain)
+    upgrade(backend)
+    assert versions(backend) == [1]
+    assert backend.location.startswith("postgresql://migrator_test:***@")
 
 
 def test_a_file_that_is_not_sqlite_is_backend_unavailable(tmp_path: Path, make_backend: Any) -> None:
