@@ -152,11 +152,22 @@ def _others_can_run(bin_dir: Path) -> bool:
         if not folder.stat().st_mode & stat.S_IXOTH:
             return False
     lib = bin_dir.parent / "lib"
-    wanted = [bin_dir / name for name in ("postgres", "initdb", "pg_ctl")]
+    wanted = [bin_dir / name for name in ("postgres", "initdb", "pg_ctl")] + [bin_dir.parent / "share" / "postgres.bki"]
     wanted += [path for path in lib.glob("*.so*") if path.is_file()]
     return all(path.stat().st_mode & stat.S_IROTH for path in wanted) and all(
         (bin_dir / name).stat().st_mode & stat.S_IXOTH for name in ("postgres", "initdb", "pg_ctl")
     )
+
+
+def _temp_root(for_others: bool) -> str | None:
+    """Where to make the server's folder: the usual temp dir, unless another user cannot reach it."""
+    if not for_others:
+        return None
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        folder = Path(candidate)
+        if folder.is_dir() and all(p.stat().st_mode & stat.S_IXOTH for p in (folder, *folder.parents)):
+            return str(folder)
+    return None
 
 
 def _make_runnable_by_others(bin_dir: Path) -> None:
@@ -208,7 +219,7 @@ def start_server() -> PostgresServer:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         run_as = _unprivileged_user()
         _make_runnable_by_others(bin_dir)
-    base = Path(tempfile.mkdtemp(prefix="migrator-pg-"))
+    base = Path(tempfile.mkdtemp(prefix="migrator-pg-", dir=_temp_root(run_as is not None)))
     server = PostgresServer(base=base, bin_dir=bin_dir, port=0, run_as=run_as)
     try:
         pwfile = base / "pwfile"
@@ -255,10 +266,13 @@ def _wait_until_ready(server: PostgresServer, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    problem = ""
     try:
         server = start_server()
     except Exception as exc:
-        pytest.fail(f"the embedded PostgreSQL server could not start: {exc}", pytrace=False)
+        problem = f"the embedded PostgreSQL server could not start: {exc}"
+    if problem:  # outside the except block: the reason alone, no chained traceback
+        pytest.fail(problem, pytrace=False)
     try:
         yield server
     finally:
