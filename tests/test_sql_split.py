@@ -239,3 +239,22 @@ def test_arbitrary_text_splits_or_reports_an_unterminated_quote(sql: str, dialec
         assert statement.text and statement.text == statement.text.strip()
         assert statement.text in sql
         assert 1 <= statement.line <= sql.count("\n") + 1
+
+
+_inner = st.lists(_sqlite_statement, min_size=1, max_size=3)
+_trigger = _inner.map(lambda body: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  " + ";\n  ".join(body) + ";\nEND")
+_atomic = _inner.map(lambda body: "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+                                  + "; ".join(b.replace("SELECT", "SELECT CASE WHEN true THEN 1 END,", 1)
+                                              for b in body) + "; END")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_sqlite_statement, _trigger), min_size=1, max_size=5))
+def test_sqlite_split_keeps_trigger_bodies_whole(statements: list[str]) -> None:
+    assert texts(_joined(statements, ["\n"]), "sqlite") == statements
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_pg_statement, _atomic), min_size=1, max_size=5))
+def test_postgresql_split_keeps_atomic_bodies_whole(statements: list[str]) -> None:
+    assert texts(_joined(statements, ["\n"]), "postgresql") == statements
