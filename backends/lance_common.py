@@ -49,6 +49,21 @@ def no_report(message: str) -> None:
     """A report callback that drops the line."""
 
 
+def prefixed(report: Report, name: str) -> Report:
+    """``report`` with ``"<table>: "`` in front: progress lines of helpers called outside a migration.
+
+    Inside a migration the runner already names the migration (and its table)
+    in front of each line, so the adapter reports without the prefix.
+    """
+    if report is no_report:
+        return report
+
+    def say(message: str) -> None:
+        report(f"{name}: {message}")
+
+    return say
+
+
 @dataclass
 class MigrationContext:
     """The migration being applied in this thread (set by the adapter around the function)."""

@@ -27,6 +27,7 @@ from .lance_common import (
     metadata_of,
     no_report,
     open_table,
+    prefixed,
     recorded_indices,
     retry,
 )
@@ -179,7 +180,7 @@ def ensure(
             continue
         field = fields.get(spec.column)
         if field is None:
-            report(f"{name}: index {index_name} skipped: column {spec.column} does not exist")
+            report(f"index {index_name} skipped: column {spec.column} does not exist")
             continue
         if spec.train_rows:
             count = table.count_rows() if rows is None else rows
@@ -189,17 +190,17 @@ def ensure(
                     if index_name in reported:
                         continue
                     reported.add(index_name)
-                report(f"{name}: {spec.kind} index {index_name} on {spec.column} deferred: {count} rows, needs "
+                report(f"{spec.kind} index {index_name} on {spec.column} deferred: {count} rows, needs "
                        f"{spec.train_rows} to train (built by the next migration of {name}, or call "
                        "migrator.lancedb.ensure_indices)")
                 continue
         slow = " (slow)" if spec.is_vector else ""
         action = "rebuilding" if index_name in present else verb
-        report(f"{name}: {action} {spec.kind} index {index_name} on {spec.column}{slow}")
+        report(f"{action} {spec.kind} index {index_name} on {spec.column}{slow}")
         started = time.perf_counter()
         _create(table, spec, config_for(spec))
         if spec.is_vector:
-            report(f"{name}: {index_name} built in {time.perf_counter() - started:.1f} s")
+            report(f"{index_name} built in {time.perf_counter() - started:.1f} s")
         built.append(index_name)
     return built, deferred
 
@@ -239,7 +240,7 @@ def ensure_table_indices(db: Any, name: str, indices: Sequence[Index] | None, re
     if table is None:
         raise ValueError(f"table {name!r} does not exist")
     specs = merge_specs(recorded_indices(metadata_of(table.schema)), list(indices or []))
-    built, _ = ensure(table, name, specs, report or no_report)
+    built, _ = ensure(table, name, specs, prefixed(report or no_report, name))
     table.checkout_latest()
     record(table, specs)
     return built
@@ -254,6 +255,6 @@ def create_recorded_index(db: Any, name: str, index: Index, report: Report | Non
     if table is None:
         raise ValueError(f"table {name!r} does not exist")
     specs = merge_specs(recorded_indices(metadata_of(table.schema)), [index])
-    ensure(table, name, [index], report or no_report, replace=[index.index_name])
+    ensure(table, name, [index], prefixed(report or no_report, name), replace=[index.index_name])
     table.checkout_latest()
     record(table, specs)

@@ -57,6 +57,7 @@ from .lance_common import (
     metadata_of,
     no_report,
     open_table,
+    prefixed,
     recorded_indices,
 )
 from .lance_indices import column_fits, ensure, existing_specs, record
@@ -99,7 +100,8 @@ def recreate_table(
         raise TypeError(f"recreate_table: schema must be a pyarrow.Schema (got {type(schema).__name__})")
     ctx = CURRENT.get()
     in_migration = ctx is not None and ctx.table == name
-    say = report or (ctx.report if ctx is not None else no_report)
+    say = ctx.report if ctx is not None and in_migration and report is None else \
+        prefixed(report or (ctx.report if ctx is not None else no_report), name)
     attempt = ctx.attempt if ctx is not None and in_migration else uuid.uuid4().hex
     rounds = retries + 1
     for round_no in range(1, rounds + 1):
@@ -108,6 +110,8 @@ def recreate_table(
             raise ValueError(f"recreate_table: table {name!r} does not exist")
         dataset = table.to_lance()
         source_version = int(dataset.version)
+        if ctx is not None and in_migration:
+            ctx.recreate_reading = source_version  # until the overwrite commits, nothing here is ours
         old_meta = metadata_of(dataset.schema)
         recorded = recorded_indices(old_meta)
         present = existing_specs(table, recorded)
@@ -130,7 +134,7 @@ def recreate_table(
                 surviving.append(spec)
             else:
                 dropped.append(spec.index_name)
-                say(f"{name}: index {spec.index_name} is not rebuilt: column {spec.column} is gone or changed type")
+                say(f"index {spec.index_name} is not rebuilt: column {spec.column} is gone or changed type")
 
         meta = {k: v for k, v in old_meta.items() if not k.startswith(MIGRATOR_PREFIX)}
         meta.update({k: v for k, v in metadata_of(target).items() if not k.startswith(MIGRATOR_PREFIX)})
@@ -148,10 +152,8 @@ def recreate_table(
         stream = _stream(name, first, first_out, batches, transform, target, total, counts, say,
                          allow_row_count_change)
         reader = pa.RecordBatchReader.from_batches(target, stream)
-        say(f"{name}: rewriting {total:,} rows of Lance version {source_version}"
+        say(f"rewriting {total:,} rows of Lance version {source_version}"
             + (f" (attempt {round_no} of {rounds})" if round_no > 1 else ""))
-        if ctx is not None and in_migration:
-            ctx.recreate_reading = source_version
         started = time.perf_counter()
         try:
             written = lance.write_dataset(
@@ -166,7 +168,7 @@ def recreate_table(
         data_version = int(written.version)
         if ctx is not None and in_migration:
             ctx.recreate_reading = None
-        say(f"{name}: wrote {counts.written:,} rows as Lance version {data_version} "
+        say(f"wrote {counts.written:,} rows as Lance version {data_version} "
             f"in {time.perf_counter() - started:.1f} s")
 
         foreign = [c for c in commits(written, source_version + 1, data_version - 1) if c.changes_rows]
@@ -175,7 +177,7 @@ def recreate_table(
                 ctx.left_for_other_writer = True  # from here on, a failure must not roll the table back
             _undo_lost_writes(db, name, data_version, foreign, say)
             if round_no < rounds:
-                say(f"{name}: retrying the recreation on top of their rows")
+                say("retrying the recreation on top of their rows")
                 continue
             raise ConcurrentWriteError(
                 f"{name}: other writers committed {describe(foreign)} while the table was being rewritten "
@@ -272,7 +274,7 @@ def _stream(
             now = time.monotonic()
             if now - counts.last_report >= PROGRESS_EVERY_S:
                 counts.last_report = now
-                say(f"{name}: {counts.read:,} of {total:,} rows rewritten")
+                say(f"{counts.read:,} of {total:,} rows rewritten")
         if counts.read != total:
             raise RowCountMismatch(f"{name}: read {counts.read:,} rows from a version that holds {total:,}")
         if counts.written != counts.read and not allow_row_count_change:
@@ -299,7 +301,7 @@ def _undo_lost_writes(db: Any, name: str, data_version: int, foreign: list[Commi
             "stop the writers, check, and restore by hand (table.restore(version))",
             line=name, restored=False)
     table.restore(data_version - 1)
-    say(f"{name}: another writer committed {describe(foreign)} during the rewrite; the overwrite would have lost "
+    say(f"another writer committed {describe(foreign)} during the rewrite; the overwrite would have lost "
         f"their rows, so their version {data_version - 1} was restored")
 
 

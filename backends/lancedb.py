@@ -495,7 +495,7 @@ class LanceBackend:
         name = step.table
         audit = audit_overwrite(table, meta) if stamp == step.version else None
         if audit is not None and audit.data_version is None:
-            report(f"{name}: the interrupted recreation's commit is no longer in the table's history; "
+            report("the interrupted recreation's commit is no longer in the table's history; "
                    "cannot check it against other writers")
         elif audit is not None and audit.lost:
             if audit.after:
@@ -506,11 +506,11 @@ class LanceBackend:
                     backend=self.name, line=name, version=step.version)
             assert audit.data_version is not None
             table.restore(audit.data_version - 1)
-            report(f"{name}: an interrupted recreation had hidden rows another writer committed "
+            report(f"an interrupted recreation had hidden rows another writer committed "
                    f"({describe(audit.lost)}); restored their version {audit.data_version - 1}, running "
                    f"{migration.label} again")
             return None
-        report(f"{name}: data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
+        report(f"data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
                f"indices and the bookkeeping without running {migration.label} again")
         try:
             final_version = self._finalize(db, step, max(stamp, step.version), report)
@@ -529,7 +529,7 @@ class LanceBackend:
         start = intent.start_version
         if table is None:
             if start is not None:
-                report(f"{name}: an interrupted run of {label} left no table (it had Lance version {start}); "
+                report(f"an interrupted run of {label} left no table (it had Lance version {start}); "
                        "running it again")
             return
         current = int(table.version)
@@ -543,10 +543,10 @@ class LanceBackend:
                     f"table, drop it or stamp the migration by hand, and run again",
                     backend=self.name, line=name, version=step.version)
             db.drop_table(name)
-            report(f"{name}: an interrupted run of {label} had created the table; dropped it to run again")
+            report(f"an interrupted run of {label} had created the table; dropped it to run again")
             return
         if current == start:
-            report(f"{name}: an earlier run of {label} was interrupted before it changed the table; running it "
+            report(f"an earlier run of {label} was interrupted before it changed the table; running it "
                    "again")
             return
         history = [c for c in commits(table.to_lance(), start + 1, current) if c.changes_rows]
@@ -554,7 +554,7 @@ class LanceBackend:
         others = [c for c in history if c.operation != "Append"]
         if not others:
             if appends:
-                report(f"{name}: an earlier run of {label} was interrupted; the commits since it started only "
+                report(f"an earlier run of {label} was interrupted; the commits since it started only "
                        f"add rows ({describe(appends)}) and are kept; running it again")
             return
         if appends:
@@ -564,7 +564,7 @@ class LanceBackend:
                 f"the table by hand (table.restore(version); it was at Lance version {start} before) and run again",
                 backend=self.name, line=name, version=step.version)
         table.restore(start)
-        report(f"{name}: an earlier run of {label} was interrupted after committing {describe(others)}; "
+        report(f"an earlier run of {label} was interrupted after committing {describe(others)}; "
                f"restored Lance version {start} to run it again")
 
     def _rollback(self, db: Any, step: LanceStep, ctx: MigrationContext, report: Report) -> str:
@@ -579,7 +579,7 @@ class LanceBackend:
                 if table is None:
                     return f"{name} was not created"
                 db.drop_table(name)
-                report(f"{name}: dropped the table the failed migration had created")
+                report("dropped the table the failed migration had created")
                 return f"{name} did not exist before and was dropped again"
             if table is None:
                 return (f"{name} was dropped by the migration; its files are gone, restore it from a backup "
@@ -591,7 +591,7 @@ class LanceBackend:
                 return (f"{name} unchanged: recreate_table had not committed, and the commits since Lance version "
                         f"{start} are other writers' (kept)")
             table.restore(start)
-            report(f"{name}: restored Lance version {start} (from before the migration)")
+            report(f"restored Lance version {start} (from before the migration)")
             return f"{name} restored to Lance version {start} (its state before the migration)"
         except Exception as exc:
             return self._scrub(f"restoring {name} to Lance version {start} failed too: {type(exc).__name__}: {exc}")
