@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from migrator.backends.lancedb import LanceBackend
 
+from migrator.backends.lancedb import LanceBackend
 from migrator.model import AppliedMigration, Direction, Migration
 
 DIM = 16

@@ -1,0 +1,33 @@
+"""Child process for the kill -9 tests: run every pending migration of a LanceDB folder, printing each step.
+
+usage: python crash_child.py URI MIGRATIONS_DIR
+
+Prints "ready" when it is about to migrate, then one line per progress
+report, then "done". The parent kills it with SIGKILL at a random moment.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lance_scripts.testlib import backend, upgrade
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> None:
+    b = backend(sys.argv[1], Path(sys.argv[2]))
+    b.discover()
+    b.applied()  # imports lancedb and connects, so that the kill window is the migration itself
+    say("ready")
+    upgrade(b, report=say)
+    say("done")
+
+
+if __name__ == "__main__":
+    main()
