@@ -10,10 +10,10 @@ import lancedb
 import pyarrow as pa
 import pytest
 from lance_scripts.testlib import backend, by_line, index_names, pending, upgrade, write_files
+
 from migrator.backends.base import Backend
 from migrator.backends.lance_bookkeeping import EVENT_STARTED, Bookkeeping, Row, now_ms
 from migrator.backends.lancedb import LOCK_FILE, LanceBackend, LanceStep, create
-
 from migrator.config import BackendConfig
 from migrator.errors import LoaderError, LockTimeout, MigrationFailed
 from migrator.lancedb import table_stamp
@@ -507,3 +507,54 @@ def test_deferred_vector_index_is_built_by_the_next_migration(tmp_path: Path) ->
     upgrade(b, report=lines.append)
     assert "vector_idx" in index_names(db.open_table("m"))
     assert db.open_table("m").index_stats("vector_idx").index_type == "IVF_FLAT"
+
+
+# -- backup, validate --repair, light import ----------------------------------------------------------------------
+
+
+def test_backup_tags_every_table_and_a_tag_restores_it(tmp_path: Path) -> None:
+    b = make(tmp_path, TWO_TABLES)
+    lines: list[str] = []
+    assert "nothing to back up" in (b.backup(lines.append) and lines[0])
+    upgrade(b, to=1)
+    db = lancedb.connect(str(tmp_path / "db"))
+    db.open_table("notes").add([{"id": 1, "text": "kept by the backup"}])
+    where = b.backup(lines.append)
+    tag = where.split()[1]
+    assert tag.startswith("migrator-backup-") and "3 table(s)" in where
+    for name in ("notes", "people", "table_migrations"):
+        table = db.open_table(name)
+        assert table.tags.list()[tag]["version"] == table.version
+    upgrade(b)
+    notes = db.open_table("notes")
+    notes.delete("id = 1")
+    notes.restore(tag)
+    assert notes.count_rows() == 1 and "summary" not in notes.schema.names
+
+
+def test_record_checksums_after_a_deliberate_edit(tmp_path: Path) -> None:
+    from migrator.runner import Runner
+
+    b = make(tmp_path, TWO_TABLES)
+    upgrade(b)
+    before = {(a.line, a.version): a for a in b.applied()}
+    runner = Runner(make(tmp_path, {"002_more.py": TWO_TABLES["002_more.py"] + "        # an edit\n"}))
+    assert {i.kind for i in runner.validate()} == {"changed"}
+    repaired = runner.repair()
+    assert sorted((m.line, m.version) for m in repaired) == [("notes", 2), ("people", 2)]
+    assert runner.validate() == []
+    after = {(a.line, a.version): a for a in b.applied()}
+    assert after.keys() == before.keys()
+    assert after[("notes", 2)].checksum == checksum(tmp_path / "migrations" / "002_more.py")
+    assert after[("notes", 2)].applied_at == before[("notes", 2)].applied_at  # history does not move
+    assert after[("notes", 1)].checksum == before[("notes", 1)].checksum
+
+
+def test_the_public_module_imports_neither_lancedb_nor_pyarrow() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, migrator.lancedb as m; m.migration; m.Index('id'); "
+             "print(sorted(x for x in ('lancedb', 'pyarrow', 'lance') if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
