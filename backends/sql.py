@@ -965,10 +965,13 @@ class SqlBackend:
             raise self._unavailable(exc) from None
         try:
             deadline = time.monotonic() + timeout
-            while not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key:d})").scalar():
-                if time.monotonic() >= deadline:
-                    raise self._lock_timeout(timeout)
-                time.sleep(LOCK_POLL_SECONDS)
+            try:
+                while not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key:d})").scalar():
+                    if time.monotonic() >= deadline:
+                        raise self._lock_timeout(timeout)
+                    time.sleep(LOCK_POLL_SECONDS)
+            except sa.exc.DBAPIError as exc:
+                raise self._unavailable(exc) from None
             try:
                 yield
             finally:
@@ -980,7 +983,11 @@ class SqlBackend:
     # ------------------------------------------------------------------ closing
 
     def close(self) -> None:
-        conn, self._conn, self._ops = self._conn, None, None
+        conn, cursor = self._conn, self._cursor
+        self._conn = self._cursor = self._ops = None
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
         if conn is not None and not conn.closed:
             with contextlib.suppress(Exception):
                 if conn.in_transaction():
