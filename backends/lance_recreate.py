@@ -59,6 +59,7 @@ from .lance_common import (
     open_table,
     prefixed,
     recorded_indices,
+    stamp_of,
 )
 from .lance_indices import column_fits, ensure, existing_specs, record
 
@@ -142,8 +143,8 @@ def recreate_table(
             meta[META_INDICES] = indices_json(surviving)
         meta[META_SOURCE] = str(source_version)
         meta[META_ATTEMPT] = attempt
-        if ctx is not None and in_migration:
-            meta[META_VERSION] = str(ctx.version)
+        if ctx is not None and in_migration:  # never lower it (an out-of-order migration)
+            meta[META_VERSION] = str(max(ctx.version, stamp_of(old_meta) or 0))
         elif META_VERSION in old_meta:
             meta[META_VERSION] = old_meta[META_VERSION]
         target = pa.schema(list(target), metadata=meta)

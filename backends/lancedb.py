@@ -21,9 +21,9 @@ Stamps
 
 Applying one migration (table T, version N)
     1. Read the bookkeeping and T's stamp.
-    2. If T's stamp is already >= N, the data got there before the
-       bookkeeping did (a crash after ``recreate_table``'s overwrite, whose
-       commit carries the stamp; or an unstamp): check the unfinished
+    2. If T's stamp is already N, the data got there before the bookkeeping
+       did (a crash after ``recreate_table``'s overwrite, whose commit
+       carries the stamp, or after the stamp commit; or an unstamp): check the unfinished
        recreation against other writers (:func:`.lance_recreate.audit_overwrite`),
        build the missing indices, write the stamp and the ``applied`` row —
        **without running the function (or the transform) again**.
@@ -79,7 +79,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migrator.errors import BackendUnavailable, IrreversibleMigration, LoaderError, LockTimeout, MigrationFailed
+from migrator.errors import (
+    BackendUnavailable,
+    IrreversibleMigration,
+    LoaderError,
+    LockTimeout,
+    MigrationFailed,
+    MigratorError,
+)
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, Migration
@@ -289,14 +296,28 @@ class LanceBackend:
         local = self.local_path
         if local is not None and not local.is_dir():
             return []  # connecting would create the folder
-        rows = self._books.read(self._connect())
+        db = self._connect()
+        with self._unavailable(f"cannot read {self.version_table}"):
+            rows = self._books.read(db)
         return [] if rows is None else derive_applied(rows)
 
     def prepare(self) -> None:
         local = self.local_path
         if local is not None:
             local.mkdir(parents=True, exist_ok=True)
-        self._books.ensure(self._connect())
+        db = self._connect()
+        with self._unavailable(f"cannot create {self.version_table}"):
+            self._books.ensure(db)
+
+    @contextmanager
+    def _unavailable(self, what: str) -> Iterator[None]:
+        """Storage errors (unreachable bucket, bad credentials) as one masked BackendUnavailable line."""
+        try:
+            yield
+        except MigratorError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailable(self._scrub(f"{self.name}: {what} at {self.location}: {exc}")) from exc
 
     def stamp(self, migrations: Sequence[Migration]) -> None:
         if not migrations:
@@ -422,7 +443,7 @@ class LanceBackend:
         table = open_table(db, step.table)
         meta = metadata_of(table.schema) if table is not None else {}
         stamp = stamp_of(meta)
-        if table is not None and stamp is not None and stamp >= step.version:
+        if table is not None and stamp == step.version:
             done = self._finish_committed(db, migration, step, table, meta, stamp, intent, report, started)
             if done is not None:
                 return done
@@ -445,7 +466,7 @@ class LanceBackend:
                 step.function(db)
             finally:
                 CURRENT.reset(token)
-            final_version = self._finalize(db, step, step.version, report, ctx.deferred_reported)
+            final_version = self._finalize(db, step, report, ctx.deferred_reported)
         except BaseException as exc:
             note = self._rollback(db, step, ctx, report)
             self._record_failure(db, migration, step, attempt, exc, started)
@@ -471,13 +492,16 @@ class LanceBackend:
                 "the migration again"), backend=self.name, line=step.table, version=step.version) from exc
         return derive_applied([row])[0]
 
-    def _finalize(self, db: Any, step: LanceStep, stamp: int, report: Report,
-                  reported: set[str] | None = None) -> int | None:
-        """Indices (declared + recorded), then the stamp: one metadata commit. The table's Lance version after."""
+    def _finalize(self, db: Any, step: LanceStep, report: Report, reported: set[str] | None = None) -> int | None:
+        """Indices (declared + recorded), then the stamp: one metadata commit. The table's Lance version after.
+
+        The stamp never goes down: an out-of-order migration (``--allow-out-of-order``) leaves a higher one.
+        """
         table = open_table(db, step.table)
         if table is None:
             return None  # the migration dropped its table: nothing to stamp
         meta = metadata_of(table.schema)
+        stamp = max(stamp_of(meta) or 0, step.version)
         recorded = recorded_indices(meta)
         known = {s.index_name: s for s in recorded}
         specs = merge_specs(recorded, step.indices)
@@ -513,7 +537,7 @@ class LanceBackend:
         report(f"data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
                f"indices and the bookkeeping without running {migration.label} again")
         try:
-            final_version = self._finalize(db, step, max(stamp, step.version), report)
+            final_version = self._finalize(db, step, report)
         except Exception as exc:
             raise MigrationFailed(self._scrub(
                 f"{migration.label}: the data is at v{stamp} but finishing its indices failed: "
