@@ -44,7 +44,11 @@ class Migration:
         """How messages name this migration: ``003_add_vector_support`` or ``memos v2 (add tags)``."""
         if self.line:
             return f"{self.line} v{self.version} ({self.name})"
-        return f"{self.version:03d}_{self.name}" if self.name else f"{self.version:03d}"
+        name = self.path.name
+        for suffix in (".up.sql", ".down.sql", ".py"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
 
 
 @dataclass(frozen=True)

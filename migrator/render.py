@@ -21,7 +21,7 @@ from migrator.events import (
     MigrationStarted,
     PlanReady,
 )
-from migrator.model import AppliedMigration, Direction, Issue, Migration, Status
+from migrator.model import AppliedMigration, Direction, Issue, Status
 
 JSON_SCHEMA_VERSION = 1
 
@@ -30,10 +30,6 @@ def _verb(direction: Direction, done: bool = False) -> str:
     if direction is Direction.UP:
         return "applied" if done else "applying"
     return "rolled back" if done else "rolling back"
-
-
-def _name(migration: Migration) -> str:
-    return migration.label if migration.line else migration.path.name
 
 
 class EventRenderer:
@@ -54,20 +50,20 @@ class EventRenderer:
             self.console.print(f"{event.backend}: waiting for another migrator process to finish")
         elif isinstance(event, MigrationStarted):
             if self._progress is not None and self._task is not None:
-                self._progress.update(self._task, description=f"{event.backend}: {_name(event.migration)}")
+                self._progress.update(self._task, description=f"{event.backend}: {event.migration.label}")
             else:
-                self.console.print(f"{event.backend}: {_verb(event.direction)} {_name(event.migration)}")
+                self.console.print(f"{event.backend}: {_verb(event.direction)} {event.migration.label}")
         elif isinstance(event, MigrationProgress):
-            self.console.print(f"{event.backend}: {_name(event.migration)}: {event.message}")
+            self.console.print(f"{event.backend}: {event.migration.label}: {event.message}")
         elif isinstance(event, MigrationDone):
             if self._progress is not None and self._task is not None:
                 self._progress.advance(self._task)
-            self.console.print(f"{event.backend}: {_verb(event.direction, True)} {_name(event.migration)} "
+            self.console.print(f"{event.backend}: {_verb(event.direction, True)} {event.migration.label} "
                                f"({event.duration_ms} ms)", highlight=False)
         elif isinstance(event, MigrationFailedEvent):
             if self._progress is not None and self._task is not None:
                 self._progress.advance(self._task)
-            self.console.print(f"[red]{event.backend}: failed {_name(event.migration)}[/red]", highlight=False)
+            self.console.print(f"[red]{event.backend}: failed {event.migration.label}[/red]", highlight=False)
         elif isinstance(event, LineSkipped):
             self.console.print(f"{event.backend}: skipped {event.line}: {event.reason}")
 
@@ -79,7 +75,7 @@ class EventRenderer:
             if not event.migrations:
                 self.console.print(f"{event.backend}: nothing to do")
             for migration in event.migrations:
-                self.console.print(f"{event.backend}: {verb} {_name(migration)}", highlight=False)
+                self.console.print(f"{event.backend}: {verb} {migration.label}", highlight=False)
             return
         if not count:
             self.console.print(f"{event.backend}: up to date" if event.direction is Direction.UP

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from conftest import Project
 
+from conftest import Project
 from migrator import MigrationFailed, MigrationRunner, Migrator
 from migrator.events import Event, MigrationDone, PlanReady
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import Project, write_config
 
 REPO = Path(__file__).resolve().parent.parent

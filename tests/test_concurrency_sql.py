@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import sqlalchemy as sa
+
 from conftest import Project
 
 # Each migration inserts one row into a ledger: a migration applied twice shows up twice.

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+
 from conftest import Project
 
 # Each migration makes a table and fills it in several statements: a half-applied one would show.
