@@ -189,5 +189,11 @@ def retry(action: Callable[[], T], *, attempts: int = 8, what: str = "commit") -
 
 
 def is_conflict(exc: BaseException) -> bool:
+    """A commit conflict worth retrying (Lance marks incompatible ones as not retryable)."""
+    retryable = getattr(exc, "retryable", None)
+    if isinstance(retryable, bool):
+        return retryable
     text = f"{type(exc).__name__} {exc}".lower()
-    return "conflict" in text or "retryable" in text or "concurrent" in text
+    if "incompatible" in text:
+        return False
+    return "conflict" in text or "retryable" in text

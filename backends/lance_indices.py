@@ -99,16 +99,24 @@ def config_for(spec: Index) -> Any:
         raise ValueError(f"index {spec.index_name}: {spec.kind} does not take these parameters: {exc}") from exc
 
 
-def existing_specs(table: Any, recorded: Sequence[Index] = ()) -> list[Index]:
-    """Specs of the indices present on ``table`` (at its checked-out version), recorded parameters first."""
+def existing_specs(table: Any, recorded: Sequence[Index] = (), report: Report = no_report,
+                   unsupported: list[str] | None = None) -> list[Index]:
+    """Specs of the indices present on ``table`` (at its checked-out version), recorded parameters first.
+
+    Indices migrator cannot rebuild (several columns, a type it does not know) are reported and left out.
+    """
     by_name = {s.index_name: s for s in recorded}
     found: list[Index] = []
     for info in table.list_indices():
         columns = list(info.columns or [])
-        if len(columns) != 1:
+        kind = KIND_OF_TYPE.get(str(info.index_type))
+        if len(columns) != 1 or kind is None:
+            report(f"index {info.name} ({info.index_type} on {', '.join(columns)}) cannot be rebuilt by migrator; "
+                   "recreate it by hand after the migration")
+            if unsupported is not None:
+                unsupported.append(str(info.name))
             continue
         known = by_name.get(info.name)
-        kind = KIND_OF_TYPE.get(str(info.index_type), str(info.index_type).upper())
         if known is not None and known.column == columns[0] and known.kind == kind:
             found.append(known)
             continue
@@ -126,7 +134,12 @@ def _derive(name: str, column: str, kind: str, details: dict[str, Any]) -> Index
     if hnsw.get("construction_ef"):
         options["ef_construction"] = int(hnsw["construction_ef"])
     if kind == "FTS":
-        options = {kw: details[key] for key, kw in _FTS_DETAILS.items() if key in details}
+        import inspect
+
+        import lancedb.index
+
+        accepted = set(inspect.signature(lancedb.index.FTS).parameters)
+        options = {kw: details[key] for key, kw in _FTS_DETAILS.items() if key in details and kw in accepted}
     vector = kind.startswith("IVF")
     return Index(
         column=column,

@@ -115,7 +115,8 @@ def recreate_table(
             ctx.recreate_reading = source_version  # until the overwrite commits, nothing here is ours
         old_meta = metadata_of(dataset.schema)
         recorded = recorded_indices(old_meta)
-        present = existing_specs(table, recorded)
+        dropped: list[str] = []
+        present = existing_specs(table, recorded, say, dropped)
         present_names = {s.index_name for s in present}
         specs = present + [s for s in recorded if s.index_name not in present_names]  # deferred ones too
         total = int(dataset.count_rows())
@@ -128,7 +129,6 @@ def recreate_table(
         target = schema if schema is not None else (first_out[0].schema if first_out else dataset.schema)
 
         surviving: list[Index] = []
-        dropped: list[str] = []
         for spec in specs:
             index = target.get_field_index(spec.column)
             if index >= 0 and column_fits(spec, target.field(index)):

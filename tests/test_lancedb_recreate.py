@@ -108,6 +108,15 @@ def test_indices_on_dropped_columns_are_not_rebuilt(db: Any, memos: Any) -> None
     assert any("category_idx is not rebuilt" in line for line in lines)
 
 
+def test_an_index_migrator_cannot_rebuild_is_reported(db: Any) -> None:
+    table = db.create_table("memos", data=memo_rows(100))
+    table.to_lance().create_scalar_index("title", "NGRAM")
+    lines: list[str] = []
+    result = recreate_table(db, "memos", report=lines.append)
+    assert result.indices_dropped == ("title_idx",)
+    assert any("title_idx (NGram on title) cannot be rebuilt" in line for line in lines)
+
+
 def test_recreate_streams_batch_by_batch(db: Any) -> None:
     db.create_table("memos", data=memo_rows(2500))
     sizes: list[int] = []
