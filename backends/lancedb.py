@@ -447,7 +447,7 @@ class LanceBackend:
             done = self._finish_committed(db, migration, step, table, meta, stamp, intent, report, started)
             if done is not None:
                 return done
-            intent = None  # the other writer's version is back: the migration runs again on top of it
+            # None: the other writer's version is back, the migration runs again on top of it
         elif intent is not None:
             self._undo_interrupted(db, migration, step, table, intent, report)
         return self._run(db, migration, step, report, started)
