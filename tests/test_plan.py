@@ -113,3 +113,8 @@ def test_after_upgrade_nothing_is_pending(versions: set[int], data: st.DataObjec
     applied = [done(v) for v in prefix] + [done(m.version) for m in steps]
     (status,) = plan.line_statuses(migrations, applied)
     assert status.pending == () and status.current == max(versions)
+
+
+def test_adopted_versions_without_files_are_not_missing() -> None:
+    adopted = AppliedMigration(version=1, name="", line="memos", checksum=None, extra={"adopted": True})
+    assert plan.validate([mig(2, "memos")], [adopted]) == []
