@@ -24,6 +24,7 @@ import os
 import re
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ _DEF_DOWN = re.compile(rb"^def\s+down\s*\(", re.MULTILINE)
 _NOT_TRANSACTIONAL = re.compile(rb"^transactional\s*(?::[^=\n]*)?=\s*False\b", re.MULTILINE)
 _NO_PARAMS: Mapping[str, Any] = {"no_parameters": True}
 _BATCH_DIALECTS = frozenset({"sqlite"})
+_BACKGROUND = re.compile(r"\s*\(Background on this \w+ at: [^)]*\)")
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # whatever could break a line
 
 
 # --------------------------------------------------------------------------- payloads
@@ -237,6 +240,19 @@ class _StepError(Exception):
         self.done = done  # statements that completed before the failure (non-transactional reports)
 
 
+def _mask_unparsed(url: str) -> str:
+    """A URL that did not parse, safe to print: everything before its last ``@`` is hidden."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return mask_url(scheme + sep + rest)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``): an error message stays on one line."""
+    return _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _first_line(text: str) -> str:
     for line in text.strip().splitlines():
         if line.strip():
@@ -244,8 +260,16 @@ def _first_line(text: str) -> str:
     return text.strip()
 
 
+class _TransactionControlRefused(Exception):
+    """A transactional migration tried to COMMIT, ROLLBACK or BEGIN by itself."""
+
+
 def _cause(exc: BaseException) -> str:
     """The driver's own message for database errors, ``Type: message`` for anything else."""
+    if isinstance(exc, _TransactionControlRefused):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({exc.code!r}) was called"
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
         return _first_line(str(exc.orig)) or type(exc.orig).__name__
     if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
@@ -318,15 +342,20 @@ class SqlBackend:
         else:
             self._engine = None
             self._owns_engine = True
+            shown = _printable(_mask_unparsed(str(url_or_engine)))
+            if _CONTROL_CHARS.search(str(url_or_engine)):  # a NUL, a newline: never part of a real URL
+                raise ConfigError(f"{name}: {shown} is not a database URL: it contains a control character")
             try:
                 self._url = make_url(url_or_engine)
-            except sa.exc.ArgumentError as exc:
-                raise ConfigError(f"{name}: {mask_url(str(url_or_engine))} is not a database URL: {exc}") from None
+            except (sa.exc.ArgumentError, ValueError) as exc:
+                # ValueError: a port that is not a number ("db:notaport")
+                raise ConfigError(f"{name}: {shown} is not a database URL: {_printable(str(exc))}") from None
         raw = self._url.render_as_string(hide_password=False)
         self._secrets = secrets_in(raw)
         if self._url.password:
             self._secrets.append(str(self._url.password))
-        self.location = mask_url(raw)
+        # SQLAlchemy's own masking: a password with a space in it is not one mask_url's pattern sees
+        self.location = _printable(mask_url(self._url.render_as_string(hide_password=True)))
         self.dialect = self._url.get_backend_name()
         self._conn: sa.Connection | None = None
         self._cursor: Any = None
@@ -334,6 +363,8 @@ class SqlBackend:
         self._bookkeeping = _Bookkeeping("", "", False, "")
         self._saved_isolation: Any = None
         self._begin_sql: str | None = None
+        self._guarding = False
+        self._refused: str | None = None
         self._ops: Operations | None = None
         self._prepared = False
         self._table = _version_table(version_table)
@@ -346,6 +377,7 @@ class SqlBackend:
     # ------------------------------------------------------------------ discovery and loading
 
     def discover(self) -> list[Migration]:
+        self._refuse_undecodable_names()
         files = loader.scan(self.migrations_dir, SUFFIXES)
         migrations: list[Migration] = []
         index = 0
@@ -357,6 +389,21 @@ class SqlBackend:
                 index += 1
             migrations.append(self._migration_from(group))
         return migrations
+
+    def _refuse_undecodable_names(self) -> None:
+        """A migration file whose name is not UTF-8 could be listed but never recorded: refuse it by name."""
+        try:
+            names = os.listdir(self.migrations_dir)
+        except OSError:
+            return  # loader.scan reports the folder itself
+        for name in names:
+            if name.startswith((".", "_")) or not name.endswith(SUFFIXES):
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(self.migrations_dir / name).decode("utf-8", "backslashreplace")
+                raise LoaderError(f"{shown}: the file name is not valid UTF-8; rename the file") from None
 
     def _migration_from(self, group: list[loader.SourceFile]) -> Migration:
         runnable = [f for f in group if f.kind != ".down.sql"]
@@ -435,7 +482,11 @@ class SqlBackend:
                 down_text = _read_sql(payload.down)
                 down_statements = self._split(payload.down, down_text)
                 down_transactional = not sqlsplit.is_no_transaction(down_text)
+                if down_transactional:
+                    self._refuse_transaction_control(payload.down, down_statements)
             up_transactional = not sqlsplit.is_no_transaction(up_text)
+            if up_transactional:
+                self._refuse_transaction_control(payload.up, statements)
             return dataclasses.replace(
                 migration,
                 reversible=down_statements is not None,
@@ -444,6 +495,17 @@ class SqlBackend:
                                 down_transactional),
             )
         raise LoaderError(f"{migration.path}: not a migration this SQL backend can run")
+
+    def _refuse_transaction_control(self, path: Path, statements: Sequence[sqlsplit.Statement]) -> None:
+        """A COMMIT or BEGIN in a file that runs in migrator's transaction would split it from its version row."""
+        for number, statement in enumerate(statements, 1):
+            command = sqlsplit.transaction_control(statement.text, self.dialect)
+            if command is not None:
+                raise LoaderError(
+                    f"{path}:{statement.line}: statement {number} is {command}, but the file runs in one "
+                    f"transaction with its version row; remove it, or make the first line "
+                    f"`{sqlsplit.NO_TRANSACTION_MARKER}` to manage transactions yourself"
+                )
 
     def _source_for(self, path: Path) -> PythonSource | SqlSource:
         if path.name.endswith(".py"):
@@ -465,17 +527,33 @@ class SqlBackend:
         if self._engine is None:
             url, options = self._engine_arguments()
             try:
-                self._engine = sa.create_engine(url, **options)
+                with warnings.catch_warnings():
+                    # pysqlite ignores query arguments it does not know (``?mode=ro`` without
+                    # ``uri=true``): a URL that silently means something else is a config error.
+                    warnings.filterwarnings("error", message="Query string argument", category=sa.exc.SAWarning)
+                    self._engine = sa.create_engine(url, **options)
             except (ImportError, sa.exc.NoSuchModuleError) as exc:
                 hint = ("pip install 'migrator[postgres]' and use postgresql+psycopg://"
                         if self.dialect == "postgresql" else "install the DB-API driver the URL names")
                 raise BackendUnavailable(
                     f"{self.name}: cannot open {self.location}: the database driver is missing "
-                    f"({self._scrub(str(exc))}); {hint}"
+                    f"({self._message(exc)}); {hint}"
                 ) from None
-            except (sa.exc.ArgumentError, TypeError) as exc:
-                raise ConfigError(f"{self.name}: cannot open {self.location}: {self._scrub(str(exc))}") from None
+            except sa.exc.SAWarning as exc:
+                raise ConfigError(f"{self.name}: cannot open {self.location}: {self._message(exc)}") from None
+            except (sa.exc.ArgumentError, TypeError, ValueError, AttributeError) as exc:
+                raise self._bad_options(exc) from None
         return self._engine
+
+    def _bad_options(self, exc: BaseException) -> ConfigError:
+        """The driver or SQLAlchemy refused the URL's arguments or ``engine_options``."""
+        hint = " (check engine_options)" if self._engine_options else ""
+        return ConfigError(f"{self.name}: cannot open {self.location}: {self._message(exc)}{hint}")
+
+    def _message(self, exc: BaseException) -> str:
+        """An exception's text on one line, without SQLAlchemy's background link and without secrets."""
+        text = _BACKGROUND.sub("", str(exc)).strip()
+        return _printable(self._scrub(text))
 
     def _engine_arguments(self) -> tuple[URL, dict[str, Any]]:
         """The URL and options for create_engine, with PostgreSQL defaults a migration tool wants.
@@ -508,6 +586,9 @@ class SqlBackend:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:
             raise self._unavailable(exc) from None
+        except (sa.exc.ArgumentError, TypeError, ValueError, AttributeError) as exc:
+            # connect_args the driver does not take, an isolation_level the dialect does not know...
+            raise self._bad_options(exc) from None
         # The hot path (SQL files, bookkeeping) runs on the driver's own cursor: SQLAlchemy's
         # per-statement machinery would cost more than a small migration itself.
         dbapi: Any = conn.connection.dbapi_connection
@@ -520,6 +601,9 @@ class SqlBackend:
             self._saved_isolation = dbapi.isolation_level
             dbapi.isolation_level = None
             event.listen(conn, "begin", self._on_begin)
+        event.listen(conn, "before_cursor_execute", self._on_statement)
+        event.listen(conn, "commit", self._on_commit)
+        event.listen(conn, "rollback", self._on_rollback)
         self._conn = conn
         return conn
 
@@ -561,6 +645,16 @@ class SqlBackend:
             return BackendUnavailable(f"{self.name}: {self._sqlite_path()} is not a SQLite database ({cause})")
         return BackendUnavailable(f"{self.name}: cannot open {self.location}: {cause}")
 
+    def _file_exists(self, path: Path) -> bool:
+        try:
+            return path.exists()
+        except OSError as exc:  # a name too long for the file system, a folder we may not search
+            raise self._path_unusable(path, "use the database file", exc) from None
+
+    def _path_unusable(self, path: Path, doing: str, exc: OSError) -> BackendUnavailable:
+        reason = exc.strerror or type(exc).__name__
+        return BackendUnavailable(f"{self.name}: cannot {doing} {_printable(str(path))}: {reason}")
+
     def _sqlite_path(self) -> Path | None:
         """The database file of a SQLite URL; None for in-memory databases or other dialects."""
         if self.dialect != "sqlite":
@@ -578,7 +672,8 @@ class SqlBackend:
 
     def applied(self) -> list[AppliedMigration]:
         path = self._sqlite_path()
-        if path is not None and self._conn is None and not path.exists():
+        self._get_engine()  # URL arguments and engine_options are checked on a fresh database too
+        if path is not None and self._conn is None and not self._file_exists(path):
             return []  # reading must not create the database file
         try:
             with self._transaction(write=False) as conn:
@@ -627,7 +722,10 @@ class SqlBackend:
             return
         path = self._sqlite_path()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._path_unusable(path.parent, "create the folder of", exc) from None
         try:
             with self._transaction(write=True) as conn:
                 columns = self._existing_columns(conn)
@@ -786,25 +884,72 @@ class SqlBackend:
             raise self._failed(loaded, f"{what}: cannot start a transaction: {self._scrub(_cause(exc))}") from exc
         try:
             started = time.perf_counter()
-            self._run_body(conn, code, direction)
+            # Python code can reach the driver's connection and end the transaction behind our back;
+            # on PostgreSQL that shows as a new transaction id (SQLite: the driver's in_transaction).
+            xid = self._transaction_id() if isinstance(code, PythonCode) and self.dialect == "postgresql" else None
+            self._refused = None
+            self._guarding = True  # the migration's own COMMIT / ROLLBACK / BEGIN is refused (see _on_statement)
+            try:
+                self._run_body(conn, code, direction)
+            finally:
+                self._guarding = False
             duration_ms = round((time.perf_counter() - started) * 1000)
-            if self.dialect == "sqlite" and not _sqlite_in_transaction(conn):
+            if self._refused is not None:  # refused, but the migration caught the error and went on
+                raise _StepError(f"{direction.value}(): {self._refused}")
+            if (not trans.is_active or (self.dialect == "sqlite" and not _sqlite_in_transaction(conn))
+                    or (xid is not None and self._transaction_id() != xid)):
                 raise _StepError(
-                    "the migration ended the transaction itself (COMMIT/ROLLBACK); "
-                    "mark it non-transactional to manage transactions"
+                    "the migration ended migrator's transaction itself (COMMIT/ROLLBACK), so what it ran before "
+                    "that may stay committed while the version is not recorded; set transactional = False "
+                    f"(or `{sqlsplit.NO_TRANSACTION_MARKER}`) to manage transactions yourself"
                 )
             record = self._record(conn, loaded, direction, duration_ms)
             trans.commit()
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                trans.rollback()
-            message = exc.message if isinstance(exc, _StepError) else self._body_failure(code, direction, exc)
+        except (Exception, SystemExit) as exc:  # sys.exit() in a migration is that migration's failure
+            self._abandon(conn, trans)
+            if isinstance(exc, _StepError):
+                message = exc.message
+            elif self._refused is not None and not isinstance(exc, _TransactionControlRefused):
+                message = f"{direction.value}(): {self._refused}"  # caught by the migration, then it went on
+            else:
+                message = self._body_failure(code, direction, exc)
             raise self._failed(loaded, f"{what}: {self._scrub(message)}") from exc
         except BaseException:
-            with contextlib.suppress(Exception):
-                trans.rollback()
+            self._abandon(conn, trans)
             raise
         return record
+
+    def _transaction_id(self) -> Any:
+        self._cursor.execute("SELECT txid_current()")
+        return self._cursor.fetchone()[0]
+
+    def _abandon(self, conn: sa.Connection, trans: sa.RootTransaction) -> None:
+        """Roll the failed step back, on the driver's connection too (a refused commit leaves it open)."""
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore", sa.exc.SAWarning)  # "transaction already deassociated": we know
+            trans.rollback()
+        with contextlib.suppress(Exception):
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+    def _on_statement(self, conn: sa.Connection, cursor: Any, statement: str, parameters: Any, context: Any,
+                      executemany: bool) -> None:
+        if self._guarding:
+            command = sqlsplit.transaction_control(statement, self.dialect)
+            if command is not None:
+                self._refuse(command)
+
+    def _on_commit(self, conn: sa.Connection) -> None:
+        if self._guarding:
+            self._refuse("connection.commit()")
+
+    def _on_rollback(self, conn: sa.Connection) -> None:
+        if self._guarding:
+            self._refuse("connection.rollback()")
+
+    def _refuse(self, command: str) -> None:
+        self._refused = (f"{command} refused: the migration runs in one transaction with its version row; "
+                         "set transactional = False to manage transactions yourself")
+        raise _TransactionControlRefused(self._refused)
 
     def _apply_outside_transaction(
         self, migration: Migration, code: PythonCode | SqlCode, direction: Direction, report: Report, what: str
@@ -823,7 +968,7 @@ class SqlBackend:
         try:
             with conn.begin():
                 self._run_body(conn, code, direction)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if isinstance(exc, _StepError):
                 message = exc.message
                 kept = (f"statements 1 to {exc.done} stay applied" if exc.done > 1 else
@@ -920,6 +1065,7 @@ class SqlBackend:
     # ------------------------------------------------------------------ locking
 
     def lock(self, timeout: float) -> AbstractContextManager[None]:
+        self._get_engine()  # a missing driver or a bad URL is reported before the lock file is created
         path = self._sqlite_path()
         if path is not None:
             return self._file_lock(path, timeout)
@@ -937,8 +1083,11 @@ class SqlBackend:
         import fcntl
 
         lock_path = path.with_name(path.name + ".migrator-lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._path_unusable(lock_path, "create the lock file", exc) from None
         try:
             deadline = time.monotonic() + timeout
             while True:

@@ -18,8 +18,9 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-__all__ = ["SplitError", "Statement", "is_no_transaction", "split"]
+__all__ = ["NO_TRANSACTION_MARKER", "SplitError", "Statement", "is_no_transaction", "split", "transaction_control"]
 
+NO_TRANSACTION_MARKER = "-- migrator: no-transaction"
 NO_TRANSACTION = re.compile(r"^\ufeff?\s*--\s*migrator\s*:\s*no-transaction\s*$", re.IGNORECASE)
 
 _TOKEN = re.compile(
@@ -89,6 +90,37 @@ def is_no_transaction(sql: str) -> bool:
     """True when the first line is ``-- migrator: no-transaction``."""
     first = sql.split("\n", 1)[0]
     return bool(NO_TRANSACTION.match(first.rstrip("\r")))
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+_WORDS = re.compile(r"[A-Za-z_]+")
+# Dialects whose anonymous procedural blocks start with BEGIN (a statement "BEGIN ... END" is not a transaction)
+_BLOCK_DIALECTS = frozenset({"oracle", "mssql"})
+
+
+def transaction_control(statement: str, dialect: str = "sqlite") -> str | None:
+    """The transaction-control command ``statement`` is (``"COMMIT"``, ``"BEGIN"`` ...), or None.
+
+    ``SAVEPOINT``, ``RELEASE`` and ``ROLLBACK TO`` stay inside a transaction and are not
+    control in this sense; ``COMMIT``, ``END``, ``ROLLBACK``, ``ABORT``, ``BEGIN``, ``START
+    TRANSACTION`` and ``PREPARE TRANSACTION`` end or open one.
+    """
+    start = _LEADING.match(statement)
+    head = statement[start.end() if start else 0:][:80]
+    words: list[str] = [str(w).upper() for w in _WORDS.findall(head)[:4]]
+    if not words:
+        return None
+    first = words[0]
+    if first in {"COMMIT", "ABORT"}:
+        return first
+    if first in {"BEGIN", "END"}:
+        return None if dialect.lower() in _BLOCK_DIALECTS else first
+    if first == "ROLLBACK":
+        rest = [w for w in words[1:] if w not in {"WORK", "TRANSACTION", "TRAN"}]
+        return None if rest[:1] == ["TO"] else first
+    if first in {"START", "PREPARE"} and words[1:2] == ["TRANSACTION"]:
+        return f"{first} TRANSACTION"
+    return None
 
 
 def split(sql: str, dialect: str = "sqlite") -> list[Statement]:
