@@ -64,6 +64,27 @@ def test_a_migration_that_fails_to_import_stops_the_run_before_any_change(projec
     assert snapshot(project.url) == before  # 002 did not run either: the whole plan is loaded first
 
 
+def test_a_sql_file_that_is_not_utf8_is_refused_by_name_before_any_change(project: Project) -> None:
+    before = base(project)
+    (project.migrations / "002_binary.up.sql").write_bytes(b"CREATE TABLE t (x TEXT);\n\xff\xfe\x00garbage\n")
+    assert_clean_error(project.cli("upgrade"), 2, "002_binary.up.sql", "not UTF-8")
+    assert snapshot(project.url) == before
+
+
+def test_a_python_file_with_null_bytes_is_refused_by_name_before_any_change(project: Project) -> None:
+    before = base(project)
+    (project.migrations / "002_nul.py").write_bytes(b"def up(db):\n    pass\x00\n")
+    assert_clean_error(project.cli("upgrade"), 2, "002_nul.py", "null bytes")
+    assert snapshot(project.url) == before
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: loader.py prints 'file.py:None:' when a SyntaxError has no line")
+def test_a_python_file_with_null_bytes_is_named_without_a_none_line(sqlite_project: Project) -> None:
+    (sqlite_project.migrations / "001_nul.py").write_bytes(b"def up(db):\n    pass\x00\n")
+    line = assert_clean_error(sqlite_project.cli("upgrade"), 2, "001_nul.py")
+    assert ":None:" not in line
+
+
 def test_a_migration_that_raises_is_rolled_back_and_named(project: Project) -> None:
     before = base(project)
     project.write("002_raises.py", py("raise ValueError('no good')"))
@@ -141,6 +162,26 @@ def test_a_migration_printing_into_a_closed_pipe_still_reports_on_stderr(sqlite_
     sqlite_project.write("002_chatty.py", py("for i in range(50000):\n    print('line', i)"))
     code, err = _upgrade_into_a_closed_pipe(sqlite_project.root)
     assert code == 1 and err.startswith("error: ") and "002_chatty.py" in err
+
+
+INTERRUPTED = py("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)")
+
+
+def test_ctrl_c_during_a_migration_rolls_it_back(sqlite_project: Project) -> None:
+    before = base(sqlite_project)
+    sqlite_project.write("002_interrupted.py", INTERRUPTED)
+    result = run_cli_process(sqlite_project.root, "upgrade")
+    assert result.code != 0
+    assert snapshot(sqlite_project.url) == before
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: cli.main lets KeyboardInterrupt through: a traceback, no error line")
+def test_ctrl_c_during_a_migration_reports_one_line_without_a_traceback(sqlite_project: Project) -> None:
+    base(sqlite_project)
+    sqlite_project.write("002_interrupted.py", INTERRUPTED)
+    result = run_cli_process(sqlite_project.root, "upgrade")
+    assert "Traceback" not in result.err
+    assert result.err.startswith("error: ") and len(result.err.strip().splitlines()) == 1
 
 
 def test_sys_exit_in_down_is_a_failed_rollback_that_keeps_the_version(project: Project) -> None:
