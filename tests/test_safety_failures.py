@@ -326,6 +326,21 @@ def test_a_python_migration_that_commits_through_the_driver_is_reported(project:
     assert versions(project.url) == [1]
 
 
+@pytest.mark.postgres
+def test_a_postgresql_migration_that_swallows_a_database_error_fails_and_changes_nothing(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "proj"
+    (root / "migrations" / "db").mkdir(parents=True)
+    write_config(root, postgres_url)
+    project = Project(root, postgres_url, capsys)
+    before = base(project)
+    project.write("002_swallow.py", py("try:\n    db.execute('SELECT * FROM nowhere')\nexcept Exception:\n"
+                                       "    pass\ndb.execute('CREATE TABLE u (id INTEGER)')"))
+    assert_clean_error(project.cli("upgrade"), 1, "002_swallow.py", "current transaction is aborted")
+    assert snapshot(project.url) == before
+
+
 def test_savepoints_in_a_python_migration_are_fine(project: Project) -> None:
     base(project)
     project.write("002_nested.py", py("with db.connection.begin_nested() as sp:\n"
