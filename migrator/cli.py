@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from migrator.redact import scrub, secrets_in
 from migrator.scaffold import init_project
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INTERRUPTED = 130
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): " "}
 
 
 class State:
@@ -198,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     except MigratorError as exc:
         _report(_state(ctx), exc, str(exc))
         return exc.exit_code
+    except KeyboardInterrupt as exc:
+        _report(_state(ctx), exc, "interrupted; the migration in progress was rolled back (SQL) or will be "
+                                  "finished or undone by the next upgrade (LanceDB)")
+        return EXIT_INTERRUPTED
     except Exception as exc:
         _report(_state(ctx), exc, f"unexpected error: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
@@ -211,4 +218,5 @@ def _report(state: State | None, exc: BaseException, message: str) -> None:
     secrets = state.secrets if state else []
     if state and state.verbose:
         click.echo(scrub("".join(traceback.format_exception(exc)), secrets), err=True)
-    click.echo(f"error: {scrub(message, secrets)}", err=True)
+    with contextlib.suppress(OSError):  # stderr closed too: the exit code is all that is left
+        click.echo(f"error: {scrub(message, secrets).translate(_CONTROL)}", err=True)

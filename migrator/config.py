@@ -9,6 +9,7 @@ the environment; ``MIGRATOR_<NAME>_URL`` overrides a backend's URL / URI.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -198,11 +199,21 @@ def _parse_backend(
     location = _expand(location, file, f"{key}.{kind.location_key}", env)
     location = _absolute_location(kind_name, location, base)
     migrations = base / _string(raw.get("migrations", f"migrations/{name}"), file, f"{key}.migrations")
-    if not migrations.is_dir():
+    try:
+        exists = migrations.is_dir()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{file}: {key}.migrations: {reason}") from exc
+    if not exists:
         raise ConfigError(f"{file}: {key}.migrations: folder {migrations} does not exist")
     options = {k: v for k, v in raw.items() if k not in {"type", "migrations", kind.location_key, "version_table"}}
     if "lock_timeout" in options:
         lock_timeout = _number(options.pop("lock_timeout"), file, f"{key}.lock_timeout")
+    if "backup" in options and not isinstance(options["backup"], bool):
+        raise ConfigError(f"{file}: {key}.backup must be true or false")
+    if "jobs" in options and (isinstance(options["jobs"], bool) or not isinstance(options["jobs"], int)
+                              or options["jobs"] < 1):
+        raise ConfigError(f"{file}: {key}.jobs must be a positive integer")
     if "storage_options" in options:
         if not isinstance(options["storage_options"], dict):
             raise ConfigError(f"{file}: {key}.storage_options must be a table")
@@ -233,7 +244,7 @@ def _string(value: Any, file: Path, key: str) -> str:
 
 
 def _number(value: Any, file: Path, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
         raise ConfigError(f"{file}: {key} must be a non-negative number of seconds")
     return float(value)
 

@@ -18,7 +18,7 @@ from types import ModuleType
 
 from migrator.errors import LoaderError
 
-_NAME = re.compile(r"^(?P<version>\d+)(?:[_\-.\s](?P<name>.*))?$")
+_NAME = re.compile(r"^(?P<version>[0-9]+)(?:[_\-.\s](?P<name>.*))?$")
 MAX_VERSION = 2**63 - 1
 
 
@@ -91,7 +91,8 @@ def import_file(path: Path, namespace: str = "migrator_migrations") -> ModuleTyp
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise LoaderError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+        where = f"{path}:{exc.lineno}" if exc.lineno else str(path)
+        raise LoaderError(f"{where}: syntax error: {exc.msg}") from exc
     except SystemExit as exc:
         raise LoaderError(f"{path}: called sys.exit({exc.code!r}) while being imported") from exc
     except Exception as exc:

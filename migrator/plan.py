@@ -67,10 +67,11 @@ def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration
         newest[record.line] = max(newest.get(record.line, 0), record.version)
         migration = files.get(key)
         where = _where(record.line, record.version, record.name)
-        if migration is None and not record.extra.get("adopted"):
+        if migration is None:
             # adopted rows (a database migrated by the seed's TypeScript tool) have no Python file by design
-            issues.append(Issue(ISSUE_MISSING, f"{where} is applied but its file is missing", record.line,
-                                record.version))
+            if not record.extra.get("adopted"):
+                issues.append(Issue(ISSUE_MISSING, f"{where} is applied but its file is missing", record.line,
+                                    record.version))
         elif record.checksum and record.checksum != migration.checksum:
             issues.append(Issue(ISSUE_CHANGED, f"{migration.path.name}: {where} was edited after it was applied "
                                                "(checksum differs)", record.line, record.version))

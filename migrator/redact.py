@@ -8,6 +8,10 @@ from urllib.parse import urlsplit, urlunsplit
 MASK = "***"
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@")
+# A whole URL: the password runs from the first ':' after the user to the *last* '@' (as SQLAlchemy parses it),
+# so it may hold spaces, '/' or '@'.
+_WHOLE_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@]*):(?P<password>.*)@(?P<rest>[^@]*)$",
+                        re.DOTALL)
 
 
 def mask_url(url: str) -> str:
@@ -16,7 +20,11 @@ def mask_url(url: str) -> str:
     Query parameters named like secrets (``password``, ``secret``, ``token``, ``key``)
     are masked too. Strings that are not URLs come back unchanged.
     """
-    masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    whole = _WHOLE_URL.match(url)
+    if whole:
+        masked = f"{whole['scheme']}{whole['user']}:{MASK}@{whole['rest']}"
+    else:
+        masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
     try:
         parts = urlsplit(masked)
     except ValueError:
@@ -34,7 +42,9 @@ def mask_url(url: str) -> str:
 
 def secrets_in(url: str) -> list[str]:
     """The literal secrets inside ``url`` (its password and secret-looking query values)."""
-    found = [m["password"] for m in _USERINFO.finditer(url) if m["password"]]
+    whole = _WHOLE_URL.match(url)
+    found = [whole["password"]] if whole and whole["password"] else []
+    found += [m["password"] for m in _USERINFO.finditer(url) if m["password"]]
     try:
         query = urlsplit(url).query
     except ValueError:

@@ -146,8 +146,12 @@ class Runner:
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        """Tell the listener; a listener that fails (a closed stdout pipe) is dropped, the run goes on."""
         with self._emit_lock:
-            self._listener(event)
+            try:
+                self._listener(event)
+            except (Exception, SystemExit):
+                self._listener = ignore
 
     def _check_line(self, migrations: Sequence[Migration], line: str | None) -> None:
         if line is None:
@@ -179,10 +183,10 @@ class Runner:
                 steps = list(self.backend.load(steps))
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name)
-                self.backend.prepare()
-                if backup:
+                if backup:  # before prepare(): the backup holds the database exactly as it was
                     where = self.backend.backup(lambda message: None)
                     self._emit(BackupTaken(self.backend.name, where))
+                self.backend.prepare()
             result.planned = steps
             self._emit(PlanReady(self.backend.name, direction, steps, dry_run=False))
             lines = planning.by_line(steps) if direction is Direction.UP else {"": steps}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from migrator.config import BackendConfig
 from migrator.errors import UsageError
-from migrator.loader import scan
+from migrator.loader import MAX_VERSION, scan
 
 INIT_CONFIG = '''\
 # migrator configuration: see README.md for every key.
@@ -76,6 +76,8 @@ def new_migration(cfg: BackendConfig, name: str, *, sql: bool = False, table: st
     stem_name = slug(name)
     existing = scan(cfg.migrations, [".py", ".up.sql", ".down.sql"])
     number = max((f.version for f in existing), default=0) + 1
+    if number > MAX_VERSION:
+        raise UsageError(f"{cfg.migrations}: the newest version is already the largest allowed ({MAX_VERSION})")
     width = max([3, *(len(f.path.name) - len(f.path.name.lstrip("0123456789")) for f in existing)])
     stem = f"{number:0{width}d}_{stem_name}"
     title = name.strip()

@@ -78,7 +78,6 @@ def test_a_python_file_with_null_bytes_is_refused_by_name_before_any_change(proj
     assert snapshot(project.url) == before
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: loader.py prints 'file.py:None:' when a SyntaxError has no line")
 def test_a_python_file_with_null_bytes_is_named_without_a_none_line(sqlite_project: Project) -> None:
     (sqlite_project.migrations / "001_nul.py").write_bytes(b"def up(db):\n    pass\x00\n")
     line = assert_clean_error(sqlite_project.cli("upgrade"), 2, "001_nul.py")
@@ -155,8 +154,6 @@ def test_a_migration_printing_into_a_closed_pipe_fails_and_is_rolled_back(sqlite
     assert snapshot(sqlite_project.url) == before
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: rich turns the broken stdout pipe into a silent SystemExit(1) "
-                                       "that cli.main does not report")
 def test_a_migration_printing_into_a_closed_pipe_still_reports_on_stderr(sqlite_project: Project) -> None:
     base(sqlite_project)
     sqlite_project.write("002_chatty.py", py("for i in range(50000):\n    print('line', i)"))
@@ -175,7 +172,6 @@ def test_ctrl_c_during_a_migration_rolls_it_back(sqlite_project: Project) -> Non
     assert snapshot(sqlite_project.url) == before
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: cli.main lets KeyboardInterrupt through: a traceback, no error line")
 def test_ctrl_c_during_a_migration_reports_one_line_without_a_traceback(sqlite_project: Project) -> None:
     base(sqlite_project)
     sqlite_project.write("002_interrupted.py", INTERRUPTED)
@@ -458,7 +454,6 @@ def test_a_password_with_a_space_is_masked_by_the_sql_backend(sqlite_project: Pr
         assert_no_secret(result, ["my secret pw", "secret"])
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: redact.mask_url leaves a password containing whitespace visible")
 def test_mask_url_masks_a_password_with_a_space() -> None:
     from migrator.redact import mask_url
 

@@ -236,7 +236,6 @@ def test_a_sqlite_url_argument_the_driver_would_ignore_is_a_config_error(
     assert not (folder / "app.db").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: config.py lets OSError (ENAMETOOLONG) from is_dir() escape")
 def test_a_too_long_migrations_folder_name_is_a_config_error(
     folder: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -244,7 +243,6 @@ def test_a_too_long_migrations_folder_name_is_a_config_error(
     assert_clean_error(result, 2, "migrator.toml", "migrations")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: config.py accepts lock_timeout = nan")
 @pytest.mark.parametrize("where", ["top", "db"])
 def test_lock_timeout_nan_is_a_config_error(folder: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
     top, db = dict(BASE_TOP), dict(BASE_DB)
@@ -253,7 +251,6 @@ def test_lock_timeout_nan_is_a_config_error(folder: Path, capsys: pytest.Capture
     assert_clean_error(result, 2, "migrator.toml", "lock_timeout")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: backup is validated by api.py at upgrade time, not by config.py")
 @HYPOTHESIS
 @given(value=not_a(bool))
 def test_a_backup_key_that_is_not_a_bool_is_a_config_error_at_status(
@@ -352,19 +349,16 @@ def test_a_file_name_that_is_not_utf8_is_refused_by_name(sqlite_project: Project
 ARABIC_ONE_NAME = "\u0661_arabic_one.py"
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: loader.py reads non-ASCII digits (U+0661) as a version")
 def test_a_version_in_non_ascii_digits_is_refused(sqlite_project: Project) -> None:
     write_raw(sqlite_project, ARABIC_ONE_NAME, UP.format(n=1))
     assert_clean_error(sqlite_project.cli("status"), 2, ARABIC_ONE_NAME)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: errors quoting a file name with a newline span two lines")
 def test_a_refused_file_name_with_a_newline_stays_on_one_line(sqlite_project: Project) -> None:
     write_raw(sqlite_project, "bad\nname.py", UP.format(n=1))
     assert_clean_error(sqlite_project.cli("status"), 2, "bad")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: scaffold.py writes version MAX+1, a file name loader.py refuses")
 def test_new_after_the_largest_version_is_refused(sqlite_project: Project) -> None:
     write_raw(sqlite_project, "9223372036854775807_max.py", UP.format(n=1))
     result = sqlite_project.cli("new", "next")

@@ -257,8 +257,6 @@ def test_the_backup_key_on_postgresql_is_a_usage_error_that_changes_nothing(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="core bug: runner.py calls backend.prepare() (creates the version table) "
-                                       "before backend.backup() refuses")
 def test_backup_on_a_fresh_postgresql_database_creates_nothing(postgres_url: str, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     project = pg_project(postgres_url, tmp_path, capsys)
