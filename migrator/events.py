@@ -17,11 +17,6 @@ class PlanReady:
 
 
 @dataclass(frozen=True)
-class LockWaiting:
-    backend: str
-
-
-@dataclass(frozen=True)
 class BackupTaken:
     backend: str
     location: str
@@ -67,7 +62,7 @@ class LineSkipped:
 
 
 Event = (
-    PlanReady | LockWaiting | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
+    PlanReady | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
     | MigrationFailedEvent | LineSkipped
 )
 Listener = Callable[[Event], None]

@@ -14,7 +14,6 @@ from migrator.events import (
     BackupTaken,
     Event,
     LineSkipped,
-    LockWaiting,
     MigrationDone,
     MigrationFailedEvent,
     MigrationProgress,
@@ -46,8 +45,6 @@ class EventRenderer:
             self._plan(event)
         elif isinstance(event, BackupTaken):
             self.console.print(f"{event.backend}: backup at {event.location}")
-        elif isinstance(event, LockWaiting):
-            self.console.print(f"{event.backend}: waiting for another migrator process to finish")
         elif isinstance(event, MigrationStarted):
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, description=f"{event.backend}: {event.migration.label}")
