@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from migrator.errors import IrreversibleMigration, UsageError, ValidationFailed
 from migrator.model import (
@@ -22,23 +23,33 @@ from migrator.model import (
 )
 
 
-def by_line(migrations: Iterable[Migration]) -> dict[str, list[Migration]]:
-    """Migrations grouped per line, each line in version order (file order kept for ties)."""
-    lines: dict[str, list[Migration]] = defaultdict(list)
-    for migration in migrations:
-        lines[migration.line].append(migration)
-    for items in lines.values():
-        items.sort(key=lambda m: m.version)
+class _OnALine(Protocol):
+    @property
+    def line(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+T = TypeVar("T", bound=_OnALine)
+
+
+def _group(items: Iterable[T]) -> dict[str, list[T]]:
+    """Items grouped per line, each line in version order (input order kept for ties)."""
+    lines: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        lines[item.line].append(item)
+    for group in lines.values():
+        group.sort(key=lambda item: item.version)
     return dict(lines)
+
+
+def by_line(migrations: Iterable[Migration]) -> dict[str, list[Migration]]:
+    return _group(migrations)
 
 
 def applied_by_line(applied: Iterable[AppliedMigration]) -> dict[str, list[AppliedMigration]]:
-    lines: dict[str, list[AppliedMigration]] = defaultdict(list)
-    for record in applied:
-        lines[record.line].append(record)
-    for items in lines.values():
-        items.sort(key=lambda r: r.version)
-    return dict(lines)
+    return _group(applied)
 
 
 def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[LineStatus]:
