@@ -425,7 +425,7 @@ class SqlBackend:
                 version=version,
                 name=main.name,
                 path=main.path,
-                checksum=loader.checksum(main.path),
+                checksum=loader.digest(source),
                 reversible=bool(_DEF_DOWN.search(source)),
                 transactional=not _NOT_TRANSACTIONAL.search(source),
                 payload=PythonSource(main.path),
@@ -434,14 +434,13 @@ class SqlBackend:
             other = downs[1] if len(downs) > 1 and downs[0].name == main.name else downs[0]
             raise LoaderError(f"duplicate migration version {version}: {main.path} and {other.path}")
         down_path = downs[0].path if downs else None
-        paths = [main.path] if down_path is None else [main.path, down_path]
-        with main.path.open("rb") as fh:
-            first_line = fh.readline(4096).decode("utf-8", errors="replace")
+        up = main.path.read_bytes()
+        first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
         return Migration(
             version=version,
             name=main.name,
             path=main.path,
-            checksum=loader.checksum(*paths),
+            checksum=loader.digest(up, *([] if down_path is None else [down_path.read_bytes()])),
             reversible=down_path is not None,
             transactional=not sqlsplit.is_no_transaction(first_line),
             payload=SqlSource(main.path, down_path),
