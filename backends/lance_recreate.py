@@ -63,6 +63,8 @@ from .lance_common import (
 )
 from .lance_indices import column_fits, ensure, existing_specs, record
 
+READ_AHEAD_BYTES = 64 * 1024 * 1024
+
 PROGRESS_EVERY_S = 10.0
 
 
@@ -121,7 +123,9 @@ def recreate_table(
         specs = present + [s for s in recorded if s.index_name not in present_names]  # deferred ones too
         total = int(dataset.count_rows())
 
-        batches: Iterator[Any] = iter(dataset.scanner(batch_size=batch_size).to_reader())
+        # a small read-ahead buffer: Lance's default (2 GiB) made peak memory grow with table size
+        batches: Iterator[Any] = iter(dataset.scanner(batch_size=batch_size, io_buffer_size=READ_AHEAD_BYTES)
+                                      .to_reader())
         first = next(batches, None)
         if first is None:
             first = pa.RecordBatch.from_pylist([], schema=dataset.schema)
