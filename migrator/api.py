@@ -15,7 +15,7 @@ from pathlib import Path
 from migrator import scaffold
 from migrator.backends import open_backend
 from migrator.config import BackendConfig, Config, load_config
-from migrator.errors import ConfigError, MigrationFailed, UsageError
+from migrator.errors import ConfigError, UsageError
 from migrator.events import Listener, ignore
 from migrator.model import AppliedMigration, Issue, RunResult, Status
 from migrator.runner import Runner
@@ -85,7 +85,7 @@ class Migrator:
                                         jobs=jobs if jobs is not None else _int_option(cfg, "jobs"),
                                         fail_fast=fail_fast, backup=_backup(cfg, backup))
             results.append(result)
-            _raise_failures(result)
+            result.raise_if_failed()
         return results
 
     def rollback(self, target: int, backend: str | None = None, *, table: str | None = None,
@@ -94,7 +94,7 @@ class Migrator:
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
             result = runner.rollback(target, line=table, dry_run=dry_run, backup=_backup(cfg, backup))
-        _raise_failures(result)
+        result.raise_if_failed()
         return result
 
     def stamp(self, version: int, backend: str | None = None, *, table: str | None = None) -> None:
@@ -162,12 +162,3 @@ def _backup(cfg: BackendConfig, requested: bool | None) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{cfg.source}: backup must be true or false")
     return value
-
-
-def _raise_failures(result: RunResult) -> None:
-    if result.ok:
-        return
-    migration, message = result.failures[0]
-    more = f" ({len(result.failures) - 1} more failed)" if len(result.failures) > 1 else ""
-    raise MigrationFailed(f"{result.backend}: {message}{more}", backend=result.backend, line=migration.line,
-                          version=migration.version)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from migrator import plan as planning
-from migrator.api import _raise_failures
 from migrator.events import (
     Event,
     MigrationDone,
@@ -48,13 +47,13 @@ class MigrationRunner:
     def run_migrations(self, to: int | None = None) -> list[int]:
         """Apply every pending migration (up to ``to``); returns the versions applied."""
         result = self._runner.upgrade(to=to)
-        _raise_failures(result)
+        result.raise_if_failed()
         return [step.migration.version for step in result.steps]
 
     def rollback(self, target_version: int) -> list[int]:
         """Undo every applied version above ``target_version``; returns the versions undone."""
         result = self._runner.rollback(target_version)
-        _raise_failures(result)
+        result.raise_if_failed()
         return [step.migration.version for step in result.steps]
 
     def close(self) -> None:
@@ -121,7 +120,7 @@ class MigrationManager:
     def run(self) -> list[tuple[str, int]]:
         """Run pending migrations only; returns (table, version) of each one applied (or planned, dry run)."""
         result = self._runner.upgrade(dry_run=self.dry_run)
-        _raise_failures(result)
+        result.raise_if_failed()
         if self.dry_run:
             return [(m.line, m.version) for m in result.planned]
         return [(s.migration.line, s.migration.version) for s in result.steps if s.direction is Direction.UP]
@@ -132,21 +131,22 @@ class MigrationManager:
 
     def validate(self) -> ValidationResult:
         """Tables behind their latest version, tables in the metadata no migration declares, version gaps."""
-        status = self._runner.status()
+        migrations = self._backend.discover()
+        applied = self._backend.applied()
+        declared = planning.by_line(migrations)
         errors: list[str] = []
-        declared = planning.by_line(self._backend.discover())
-        for line in status.lines:
+        for line in planning.line_statuses(migrations, applied):
             if line.pending:
                 errors.append(f"{line.line}: at version {line.current}, latest is {line.latest}")
             if line.line not in declared:
                 errors.append(f"{line.line}: in table_migrations but no migration declares it")
                 continue
             versions = [m.version for m in declared[line.line]]
-            expected = list(range(1, len(versions) + 1))
-            if versions != expected:
+            if versions != list(range(1, len(versions) + 1)):
                 missing = sorted(set(range(1, max(versions) + 1)) - set(versions))
                 errors.append(f"{line.line}: version gap, missing {', '.join(map(str, missing))}")
-        errors.extend(i.message for i in status.issues if i.kind != ISSUE_MISSING or i.line in declared)
+        errors.extend(i.message for i in planning.validate(migrations, applied)
+                      if i.kind != ISSUE_MISSING or i.line in declared)
         return ValidationResult(valid=not errors, errors=errors)
 
     def close(self) -> None:

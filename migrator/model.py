@@ -14,6 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from migrator.errors import MigrationFailed
+
 DATABASE_LINE = ""
 
 
@@ -145,3 +147,12 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    def raise_if_failed(self) -> None:
+        """MigrationFailed naming the first failed migration (and how many more failed)."""
+        if self.ok:
+            return
+        migration, message = self.failures[0]
+        more = f" ({len(self.failures) - 1} more failed)" if len(self.failures) > 1 else ""
+        raise MigrationFailed(f"{self.backend}: {message}{more}", backend=self.backend, line=migration.line,
+                              version=migration.version)

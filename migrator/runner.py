@@ -195,8 +195,7 @@ class Runner:
             else:
                 stop = threading.Event()
                 for line_steps in lines.values():
-                    self._run_line(line_steps, direction, result, stop, fail_fast=True if len(lines) == 1
-                                   else fail_fast)
+                    self._run_line(line_steps, direction, result, stop, fail_fast)
         return result
 
     def _run_parallel(self, lines: dict[str, list[Migration]], direction: Direction, result: RunResult, jobs: int,
