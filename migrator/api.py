@@ -15,7 +15,7 @@ from pathlib import Path
 from migrator import scaffold
 from migrator.backends import open_backend
 from migrator.config import BackendConfig, Config, load_config
-from migrator.errors import ConfigError, UsageError
+from migrator.errors import UsageError
 from migrator.events import Listener, ignore
 from migrator.model import AppliedMigration, Issue, RunResult, Status
 from migrator.runner import Runner
@@ -82,8 +82,8 @@ class Migrator:
             with self._runner(cfg) as runner:
                 result = runner.upgrade(to=to, line=table, dry_run=dry_run, allow_changed=allow_changed,
                                         allow_out_of_order=allow_out_of_order,
-                                        jobs=jobs if jobs is not None else _int_option(cfg, "jobs"),
-                                        fail_fast=fail_fast, backup=_backup(cfg, backup))
+                                        jobs=jobs if jobs is not None else cfg.jobs,
+                                        fail_fast=fail_fast, backup=cfg.backup if backup is None else backup)
             results.append(result)
             result.raise_if_failed()
         return results
@@ -93,7 +93,8 @@ class Migrator:
         """Undo, newest first, every applied version above ``target`` (0 undoes all)."""
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
-            result = runner.rollback(target, line=table, dry_run=dry_run, backup=_backup(cfg, backup))
+            result = runner.rollback(target, line=table, dry_run=dry_run,
+                                     backup=cfg.backup if backup is None else backup)
         result.raise_if_failed()
         return result
 
@@ -143,22 +144,3 @@ class Migrator:
     def check(self, backend: str | None = None) -> CheckResult:
         status = self.status(backend)
         return CheckResult(status=status, issues={s.backend: list(s.issues) for s in status.backends})
-
-
-def _int_option(cfg: BackendConfig, key: str) -> int | None:
-    value = cfg.options.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{cfg.source}: {key} must be a positive integer")
-    return value
-
-
-def _backup(cfg: BackendConfig, requested: bool | None) -> bool:
-    """--backup / --no-backup win; otherwise the backend's ``backup`` config key (default off)."""
-    if requested is not None:
-        return requested
-    value = cfg.options.get("backup", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{cfg.source}: backup must be true or false")
-    return value

@@ -36,6 +36,8 @@ class BackendConfig:
     source: str                  # "path/to/pyproject.toml [tool.migrator.backends.NAME]" for messages
     version_table: str | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    backup: bool = False         # back up before a run unless --no-backup
+    jobs: int | None = None      # lines migrated in parallel (LanceDB); None: the runner's default
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -209,10 +211,11 @@ def _parse_backend(
     options = {k: v for k, v in raw.items() if k not in {"type", "migrations", kind.location_key, "version_table"}}
     if "lock_timeout" in options:
         lock_timeout = _number(options.pop("lock_timeout"), file, f"{key}.lock_timeout")
-    if "backup" in options and not isinstance(options["backup"], bool):
+    backup = options.pop("backup", False)
+    if not isinstance(backup, bool):
         raise ConfigError(f"{file}: {key}.backup must be true or false")
-    if "jobs" in options and (isinstance(options["jobs"], bool) or not isinstance(options["jobs"], int)
-                              or options["jobs"] < 1):
+    jobs = options.pop("jobs", None)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"{file}: {key}.jobs must be a positive integer")
     if "storage_options" in options:
         if not isinstance(options["storage_options"], dict):
@@ -233,6 +236,8 @@ def _parse_backend(
         source=f"{file} [{key}]",
         version_table=version_table,
         lock_timeout=lock_timeout,
+        backup=backup,
+        jobs=jobs,
         options=options,
     )
 
