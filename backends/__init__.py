@@ -41,7 +41,7 @@ BACKEND_TYPES: dict[str, BackendType] = {
         module="migrator.backends.lancedb",
         location_key="uri",
         required=frozenset({"uri"}),
-        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs"},
+        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs", "lock_lease"},
         extra="lancedb",
     ),
 }

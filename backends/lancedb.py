@@ -58,32 +58,31 @@ Concurrency
     ``apply`` runs in parallel threads for different tables (the runner's
     ``--jobs``); ``table_migrations`` appends are serialised by a lock in this
     process and retried on Lance commit conflicts. Across processes,
-    :meth:`LanceBackend.lock` is an ``fcntl.flock`` on ``<uri>/.migrator-lock``
-    for local databases. On object storage (``s3://`` ...) there is no lock
-    yet: it relies on Lance's conditional commits (each table commit and each
-    bookkeeping append is atomic; ``recreate_table`` detects overwritten
-    appends) and returns at once.
+    :meth:`LanceBackend.lock` holds ``<uri>/.migrator-lock`` for the whole run:
+    an ``fcntl.flock`` in a local folder, a leased object written with
+    conditional puts on object storage (``s3://``, ``gs://``, ``az://``); see
+    :mod:`migrator.backends.lance_lock`. Lance's conditional commits guard each
+    single commit underneath, and ``recreate_table`` detects overwritten
+    appends by writers that do not take the lock (the application).
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator.errors import (
     BackendUnavailable,
+    ConfigError,
     IrreversibleMigration,
     LoaderError,
-    LockTimeout,
     MigrationFailed,
     MigratorError,
 )
@@ -119,14 +118,14 @@ from .lance_common import (
     stamp_of,
 )
 from .lance_indices import ensure, merge_specs, record
+from .lance_lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .lance_recreate import audit_overwrite
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
 
-__all__ = ["LOCK_FILE", "LanceBackend", "LanceStep", "create"]
+__all__ = ["LanceBackend", "LanceStep", "create"]
 
-LOCK_FILE = ".migrator-lock"
 _NAMESPACE = "migrator_lancedb_migrations"
 _SECRET_KEY = re.compile(r"secret|key|token|password|credential|session", re.IGNORECASE)
 
@@ -154,7 +153,15 @@ def create(config: BackendConfig) -> LanceBackend:
         storage_options=dict(storage) if isinstance(storage, dict) else None,
         lock_timeout=config.lock_timeout,
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
+        lock_lease=_lease_option(config),
     )
+
+
+def _lease_option(config: BackendConfig) -> float:
+    value = config.options.get("lock_lease", DEFAULT_LEASE)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{config.source}: lock_lease must be a positive number of seconds (got {value!r})")
+    return float(value)
 
 
 class LanceBackend:
@@ -172,12 +179,14 @@ class LanceBackend:
         lock_timeout: float = 60.0,
         *,
         version_table: str = DEFAULT_VERSION_TABLE,
+        lock_lease: float = DEFAULT_LEASE,
     ) -> None:
         self.name = name
         self.uri = str(uri)
         self.migrations_dir = Path(migrations_dir)
         self.storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
         self.lock_timeout = lock_timeout
+        self.lock_lease = lock_lease
         self.version_table = version_table
         self.location = mask_url(self.uri)
         self._secrets = secrets_in(self.uri) + [
@@ -187,6 +196,7 @@ class LanceBackend:
         self._connect_lock = threading.Lock()
         self._table_locks: dict[str, threading.Lock] = {}
         self._books = Bookkeeping(version_table)
+        self._lease: Lease | None = None
 
     def __repr__(self) -> str:
         return f"LanceBackend({self.name!r}, {self.location!r})"
@@ -373,44 +383,28 @@ class LanceBackend:
 
     @contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
-        """``fcntl.flock`` on ``<uri>/.migrator-lock``, polled until ``timeout``; nothing on object storage."""
-        local = self.local_path
-        if local is None:
-            yield  # object storage: Lance's conditional commits for now (see the module docstring)
-            return
-        import fcntl
+        """Hold the database's migration lock: a flock in a local folder, a leased object on object storage.
 
-        local.mkdir(parents=True, exist_ok=True)
-        path = local / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + max(0.0, timeout)
-            delay = 0.02
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                    if time.monotonic() >= deadline:
-                        holder = _read_holder(path)
-                        raise LockTimeout(
-                            f"{self.name} (lancedb at {self.location}): another process holds the migration lock "
-                            f"{path}{holder} for more than {timeout:g} s") from None
-                    time.sleep(delay)
-                    delay = min(delay * 1.5, 0.25)
-            try:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-            except OSError:
-                pass
+        See :mod:`migrator.backends.lance_lock`. On object storage, :meth:`apply` checks before each migration that
+        the lease was not lost.
+        """
+        where = f"{self.name} (lancedb at {self.location})"
+        local = self.local_path
+        taking: AbstractContextManager[Lease]
+        if local is not None:
+            taking = folder_lock(local, timeout, where)
+        elif self.uri.startswith("memory://"):
+            taking = nullcontext(Lease(where))  # one process by construction
+        else:
+            with self._unavailable("cannot open the object store for the migration lock"):
+                store = object_store_for(self.uri, self.storage_options, where)
+            taking = object_lock(store, timeout, where, self.lock_lease, scrub=self._scrub)
+        with taking as lease:
+            self._lease = lease
             try:
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+                self._lease = None
 
     # -- applying ------------------------------------------------------------------------------------------------
 
@@ -419,6 +413,8 @@ class LanceBackend:
             raise IrreversibleMigration(
                 f"{self.name}: {migration.label}: LanceDB migrations are forward-only; restore a table with "
                 "Lance time travel (table.restore(version); table_migrations records each migration's version)")
+        if self._lease is not None:
+            self._lease.check()
         step = self._step(migration)
         db = self._connect()
         self._books.ensure(db)
@@ -644,9 +640,3 @@ def _all_tables(db: Any) -> list[str]:
             return names
 
 
-def _read_holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-    return f" ({text})" if text else ""

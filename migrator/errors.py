@@ -62,6 +62,12 @@ class LockTimeout(MigratorError):
     exit_code = EXIT_FAILED
 
 
+class LockLost(MigratorError):
+    """Another process took the migration lock over while this one held it (a lease that ran out)."""
+
+    exit_code = EXIT_FAILED
+
+
 class ValidationFailed(MigratorError):
     """Applied files were edited or removed, or versions are out of order."""
 

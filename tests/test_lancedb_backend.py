@@ -13,9 +13,10 @@ from lance_scripts.testlib import backend, by_line, index_names, pending, upgrad
 
 from migrator.backends.base import Backend
 from migrator.backends.lance_bookkeeping import EVENT_STARTED, Bookkeeping, Row, now_ms
-from migrator.backends.lancedb import LOCK_FILE, LanceBackend, LanceStep, create
+from migrator.backends.lance_lock import LOCK_NAME
+from migrator.backends.lancedb import LanceBackend, LanceStep, create
 from migrator.config import BackendConfig
-from migrator.errors import LoaderError, LockTimeout, MigrationFailed
+from migrator.errors import ConfigError, LoaderError, LockTimeout, MigrationFailed
 from migrator.lancedb import table_stamp
 from migrator.loader import checksum
 from migrator.model import Direction
@@ -87,9 +88,15 @@ def test_backend_attributes_and_create_from_config(tmp_path: Path) -> None:
     assert b.capabilities.per_table_lines and b.capabilities.parallel_lines
     assert not b.capabilities.reversible and not b.capabilities.transactional_ddl
     assert b.storage_options == {"region": "x"}
-    with b.lock(0.1):  # object storage: no lock file, nothing connects
-        pass
-    assert b._db is None
+    assert b.lock_lease == 30.0 and b._db is None  # nothing connects before it is needed
+
+
+def test_lock_lease_must_be_a_positive_number(tmp_path: Path) -> None:
+    cfg = BackendConfig(name="vec", type="lancedb", location="s3://bucket/prefix", migrations=DEMO,
+                        source="migrator.toml [backends.vec]", options={"lock_lease": 0})
+    with pytest.raises(ConfigError) as err:
+        create(cfg)
+    assert str(err.value) == "migrator.toml [backends.vec]: lock_lease must be a positive number of seconds (got 0)"
 
 
 @pytest.mark.parametrize(
@@ -438,7 +445,7 @@ def test_lock_is_exclusive_and_times_out_naming_backend_and_uri(tmp_path: Path) 
     first = make(tmp_path, TWO_TABLES)
     second = make(tmp_path, TWO_TABLES)
     with first.lock(1):
-        assert (tmp_path / "db" / LOCK_FILE).exists()
+        assert (tmp_path / "db" / LOCK_NAME).exists()
         started = time.monotonic()
         with pytest.raises(LockTimeout) as err, second.lock(0.3):
             pass
