@@ -4,17 +4,22 @@ A few seeded trials run in the default suite; ``-m crash`` runs many more
 (``nox -s crash``). Each trial copies a prepared database, starts a child that
 migrates it, kills it with SIGKILL at a random moment within the calibrated
 duration of the run, checks the state it left, then re-runs in-process and
-checks that the job was finished without migrating anything twice.
+checks that the job was finished without migrating anything twice. The fresh
+demo run is also killed on object storage (moto's S3 server): there the killed
+child leaves its leased lock behind, and the re-run takes it over.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ import lancedb
 import pyarrow.compute as pc
 import pytest
 from lance_scripts.testlib import backend, by_line, index_names, upgrade, write_files
+from s3 import SECRET
 
 from migrator.lancedb import table_stamp
 
@@ -70,6 +76,17 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """Fresh prefixes in one S3 bucket, for trials on object storage."""
+
+    name: str
+    storage_options: dict[str, str]
+
+    def fresh(self) -> str:
+        return f"s3://{self.name}/trial-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True)
 class Kill:
     """When to SIGKILL the child: ``delay`` s after it printed a line containing ``after`` ("ready": the start)."""
 
@@ -80,9 +97,11 @@ class Kill:
         return f"{self.after!r}+{self.delay * 1000:.0f}ms"
 
 
-def run_child(db: Path, migrations: Path, kill: Kill | None) -> tuple[list[str], bool, float]:
+def run_child(db: Path | str, migrations: Path, kill: Kill | None,
+              storage_options: dict[str, str] | None = None) -> tuple[list[str], bool, float]:
     """Start the child and kill it as told. Returns its lines, whether it was killed, seconds since "ready"."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "crash_child.py"), str(db), str(migrations)],
+    extra = [json.dumps(storage_options)] if storage_options else []
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "crash_child.py"), str(db), str(migrations), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
     assert proc.stdout is not None
     lines = [proc.stdout.readline().strip()]
@@ -179,13 +198,15 @@ def check_memos(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
     assert upgrade(b) == []
 
 
-def check_demo(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
-    b = backend(db_path, prepared.migrations)
-    db = lancedb.connect(str(db_path))
-    applied = by_line(b.applied()) if db_path.exists() else {}
+def check_demo(db_path: Path | str, prepared: Prepared, lines: list[str],
+               storage_options: dict[str, str] | None = None) -> None:
+    b = backend(db_path, prepared.migrations, storage_options=storage_options)
+    exists = isinstance(db_path, str) or db_path.exists()  # connecting would create a local folder
+    db = lancedb.connect(str(db_path), storage_options=storage_options)
+    applied = by_line(b.applied()) if exists else {}
     for name in ("users", "notebooks", "memos", "tags", "attachments", "chunks", "conversations"):
         recorded = applied.get(name, [])
-        stamp = table_stamp(db, name) if db_path.exists() else None
+        stamp = table_stamp(db, name) if exists else None
         assert max(recorded, default=0) <= (stamp or 0), (name, lines)  # bookkeeping never ahead of the data
     upgrade(b)
     assert by_line(b.applied()) == {"users": [1], "notebooks": [1], "memos": [1, 2], "tags": [1],
@@ -193,6 +214,30 @@ def check_demo(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
     memos: Any = db.open_table("memos")
     assert "tags" in memos.schema.names and table_stamp(db, "memos") == 2
     assert {"id_idx", "user_id_idx"} <= index_names(memos)
+
+
+@pytest.fixture(scope="module")
+def s3_demo(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bucket, Prepared]]:
+    boto3 = pytest.importorskip("boto3")
+    bucket = Bucket(f"crash-{uuid.uuid4().hex[:10]}", {
+        "aws_access_key_id": "test", "aws_secret_access_key": SECRET, "aws_endpoint": s3_endpoint,
+        "aws_region": "us-east-1", "allow_http": "true"})
+    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key=SECRET,
+                 region_name="us-east-1").create_bucket(Bucket=bucket.name)
+    root = tmp_path_factory.mktemp("crash-s3")
+    migrations = write_files(root / "migrations", {p.name: p.read_text() for p in DEMO.glob("*.py")})
+    lines, _, duration = run_child(bucket.fresh(), migrations, None, bucket.storage_options)
+    assert lines[-1] == "done", lines
+    yield bucket, Prepared(root / "unused", migrations, duration)
+
+
+def s3_trial(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> bool:
+    """One kill on a fresh prefix; True if the child was killed before it finished."""
+    bucket, prepared = s3_demo
+    uri = bucket.fresh()
+    lines, killed, _ = run_child(uri, prepared.migrations, kill, bucket.storage_options)
+    check_demo(uri, prepared, lines, bucket.storage_options)
+    return killed
 
 
 @pytest.mark.parametrize("kill", [Kill("rewriting", 0.004), Kill("wrote", 0.0), Kill("rebuilding IVF_PQ", 0.05)],
@@ -208,6 +253,11 @@ def test_kill_during_a_fresh_run(fresh_demo: Prepared, tmp_path: Path, kill: Kil
     check_demo(db, fresh_demo, lines)
 
 
+@pytest.mark.parametrize("kill", [Kill("building BTREE index id_idx on id", 0.0), Kill("ready", 0.4)], ids=str)
+def test_kill_during_a_fresh_run_on_s3(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> None:
+    assert s3_trial(s3_demo, kill)
+
+
 @pytest.mark.crash
 @pytest.mark.parametrize("kill", random_kills(100, 40, RECREATION_WINDOWS, 0.6), ids=str)
 def test_kill_during_recreation_many(memos_v1: Prepared, tmp_path: Path, kill: Kill) -> None:
@@ -220,3 +270,9 @@ def test_kill_during_recreation_many(memos_v1: Prepared, tmp_path: Path, kill: K
 def test_kill_during_a_fresh_run_many(fresh_demo: Prepared, tmp_path: Path, kill: Kill) -> None:
     db, lines, _ = trial(fresh_demo, tmp_path, kill)
     check_demo(db, fresh_demo, lines)
+
+
+@pytest.mark.crash
+@pytest.mark.parametrize("kill", random_kills(300, 24, ("building", "deferred", "rewriting", "wrote"), 1.0), ids=str)
+def test_kill_during_a_fresh_run_on_s3_many(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> None:
+    s3_trial(s3_demo, kill)

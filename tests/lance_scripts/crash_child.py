@@ -1,6 +1,6 @@
 """Child process for the kill -9 tests: run every pending migration of a LanceDB folder, printing each step.
 
-usage: python crash_child.py URI MIGRATIONS_DIR
+usage: python crash_child.py URI MIGRATIONS_DIR [STORAGE_OPTIONS_JSON]
 
 Prints "ready" when it is about to migrate, then one line per progress
 report, then "done". The parent kills it with SIGKILL at a random moment.
@@ -8,6 +8,7 @@ report, then "done". The parent kills it with SIGKILL at a random moment.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def say(line: str) -> None:
 
 
 def main() -> None:
-    b = backend(sys.argv[1], Path(sys.argv[2]))
+    options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    b = backend(sys.argv[1], Path(sys.argv[2]), storage_options=options)
     b.discover()
     b.applied()  # imports lancedb and connects, so that the kill window is the migration itself
     say("ready")

@@ -39,8 +39,11 @@ def write_files(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def backend(uri: Path | str, migrations: Path, name: str = "vectors") -> LanceBackend:
-    return LanceBackend(name, str(uri), migrations, lock_timeout=5.0)
+def backend(uri: Path | str, migrations: Path, name: str = "vectors",
+            storage_options: dict[str, str] | None = None) -> LanceBackend:
+    """The adapter as the tests use it: a 5 s lock timeout; on object storage a 1 s lease (killed holders)."""
+    return LanceBackend(name, str(uri), migrations, lock_timeout=5.0, storage_options=storage_options,
+                        lock_lease=1.0)
 
 
 def pending(b: LanceBackend, *, to: int | None = None, line: str | None = None) -> list[Migration]:
