@@ -98,10 +98,10 @@ class Lease:
     def lost(self) -> bool:
         return self._lost is not None
 
-    def check(self) -> None:
+    def check(self, when: str = "stopped before the next migration") -> None:
         if self._lost is not None:
-            raise LockLost(f"{self.where}: lost the migration lock ({self._lost}); stopped before the next "
-                           "migration. Run `migrator validate` once the other process is done.")
+            raise LockLost(f"{self.where}: lost the migration lock ({self._lost}); {when}. "
+                           "Run `migrator validate` once the other process is done.")
 
 
 def _holder_line() -> str:
@@ -312,7 +312,7 @@ def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_L
                 except BackendUnavailable:
                     pass  # left held: waiters take it over after one lease
         if not failed:
-            held.check()
+            held.check("it happened while the last migration ran")
 
 
 def _acquire(lock: _LockObject, timeout: float) -> _Seen:

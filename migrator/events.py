@@ -17,6 +17,14 @@ class PlanReady:
 
 
 @dataclass(frozen=True)
+class BackendProgress:
+    """A line from the adapter about the backend as a whole (the backup's progress), not about one migration."""
+
+    backend: str
+    message: str
+
+
+@dataclass(frozen=True)
 class BackupTaken:
     backend: str
     location: str
@@ -62,7 +70,7 @@ class LineSkipped:
 
 
 Event = (
-    PlanReady | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
+    PlanReady | BackendProgress | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
     | MigrationFailedEvent | LineSkipped
 )
 Listener = Callable[[Event], None]

@@ -102,6 +102,7 @@ class BackendStatus:
     location: str  # masked URL or URI
     lines: tuple[LineStatus, ...]
     issues: tuple[Issue, ...] = ()
+    per_table_lines: bool = False  # the adapter keeps one version line per table (Capabilities)
 
     @property
     def pending_count(self) -> int:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from migrator.events import (
+    BackendProgress,
     BackupTaken,
     Event,
     LineSkipped,
@@ -57,6 +58,8 @@ class EventRenderer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, PlanReady):
             self._plan(event)
+        elif isinstance(event, BackendProgress):
+            self._line(f"{event.backend}: {event.message}")
         elif isinstance(event, BackupTaken):
             self._line(f"{event.backend}: backup at {event.location}")
         elif isinstance(event, MigrationStarted):
@@ -149,7 +152,7 @@ def history_json(histories: Mapping[str, Iterable[AppliedMigration]]) -> str:
 def print_status(console: Console, status: Status) -> None:
     for backend in status.backends:
         console.print(f"[bold]{backend.backend}[/bold] ({backend.type}) {backend.location}", highlight=False)
-        per_table = backend.type != "sql" or any(line.line for line in backend.lines)
+        per_table = backend.per_table_lines or any(line.line for line in backend.lines)
         table = Table(box=None, pad_edge=False, show_header=True)
         if per_table:
             table.add_column("table")

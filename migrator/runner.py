@@ -19,6 +19,7 @@ from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import MigrationFailed, UsageError
 from migrator.events import (
+    BackendProgress,
     BackupTaken,
     Event,
     LineSkipped,
@@ -71,6 +72,7 @@ class Runner:
             location=self.backend.location,
             lines=tuple(planning.line_statuses(migrations, applied)),
             issues=tuple(planning.validate(migrations, applied)),
+            per_table_lines=self.backend.capabilities.per_table_lines,
         )
 
     def history(self) -> list[AppliedMigration]:
@@ -184,7 +186,8 @@ class Runner:
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name)
                 if backup:  # before prepare(): the backup holds the database exactly as it was
-                    where = self.backend.backup(lambda message: None)
+                    where = self.backend.backup(lambda message: self._emit(BackendProgress(self.backend.name,
+                                                                                           message)))
                     self._emit(BackupTaken(self.backend.name, where))
                 self.backend.prepare()
             result.planned = steps

@@ -241,3 +241,22 @@ def test_manager_run_raises_on_a_failed_migration(tmp_path: Path) -> None:
     (folder / "002_more.py").write_text(BROKEN_PEOPLE)
     with pytest.raises(MigrationFailed, match="people exploded"):
         MigrationManager(str(tmp_path / "db"), folder).initialize()
+
+
+def test_status_lists_lancedb_lines_under_a_table_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_project(tmp_path, capsys, {"001_init.py": NOTES})
+    out = project.cli("status").out.splitlines()
+    vec = next(i for i, line in enumerate(out) if line.startswith("vec (lancedb)"))
+    sql = next(i for i, line in enumerate(out) if line.startswith("sql (sql)"))
+    assert out[vec + 1].split()[:2] == ["table", "current"]
+    assert out[sql + 1].split()[0] == "current"  # one line per database: no table column
+
+
+def test_upgrade_backup_prints_each_tagged_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_project(tmp_path, capsys, {"001_init.py": NOTES})
+    assert project.cli("upgrade", "--backend", "vec").code == 0
+    (project.root / "migrations" / "vec" / "002_more.py").write_text(NOTES_2)
+    result = project.cli("upgrade", "--backend", "vec", "--backup")
+    assert result.code == 0, result.err
+    assert "vec: notes: tagged Lance version" in result.out and "vec: people: tagged Lance version" in result.out
+    assert "vec: backup at tag migrator-backup-" in result.out
