@@ -13,6 +13,7 @@ Fixtures:
 - ``s3_bucket`` (function): an :class:`S3Bucket` — a new empty bucket and the
   LanceDB ``storage_options`` that reach it (the secret key is
   :data:`SECRET`, so tests can check that it is never printed).
+  :func:`new_bucket` makes one for fixtures of a wider scope.
 
 Load with ``pytest_plugins = ["s3"]`` (``tests/`` on ``sys.path``).
 """
@@ -73,10 +74,15 @@ def s3_endpoint() -> Iterator[str]:
         thread.join()
 
 
-@pytest.fixture
-def s3_bucket(s3_endpoint: str) -> S3Bucket:
+def new_bucket(endpoint: str) -> S3Bucket:
+    """Create an empty bucket with a fresh name on the server at ``endpoint``."""
     boto3 = pytest.importorskip("boto3")
     name = f"bucket-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key=SECRET,
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key=SECRET,
                  region_name="us-east-1").create_bucket(Bucket=name)
-    return S3Bucket(s3_endpoint, name)
+    return S3Bucket(endpoint, name)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Bucket:
+    return new_bucket(s3_endpoint)

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import lancedb
 import pyarrow.compute as pc
 import pytest
 from lance_scripts.testlib import backend, by_line, index_names, upgrade, write_files
-from s3 import SECRET
+from s3 import S3Bucket, new_bucket
 
 from migrator.lancedb import table_stamp
 
@@ -75,15 +74,6 @@ class Prepared:
     duration: float       # seconds from the child's "ready" to its exit, unkilled (the kill window)
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """Fresh prefixes in one S3 bucket, for trials on object storage."""
-
-    name: str
-    storage_options: dict[str, str]
-
-    def fresh(self) -> str:
-        return f"s3://{self.name}/trial-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass(frozen=True)
@@ -217,24 +207,19 @@ def check_demo(db_path: Path | str, prepared: Prepared, lines: list[str],
 
 
 @pytest.fixture(scope="module")
-def s3_demo(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bucket, Prepared]]:
-    boto3 = pytest.importorskip("boto3")
-    bucket = Bucket(f"crash-{uuid.uuid4().hex[:10]}", {
-        "aws_access_key_id": "test", "aws_secret_access_key": SECRET, "aws_endpoint": s3_endpoint,
-        "aws_region": "us-east-1", "allow_http": "true"})
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key=SECRET,
-                 region_name="us-east-1").create_bucket(Bucket=bucket.name)
+def s3_demo(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[S3Bucket, Prepared]:
+    bucket = new_bucket(s3_endpoint)
     root = tmp_path_factory.mktemp("crash-s3")
     migrations = write_files(root / "migrations", {p.name: p.read_text() for p in DEMO.glob("*.py")})
-    lines, _, duration = run_child(bucket.fresh(), migrations, None, bucket.storage_options)
+    lines, _, duration = run_child(bucket.uri("calibration"), migrations, None, bucket.storage_options)
     assert lines[-1] == "done", lines
-    yield bucket, Prepared(root / "unused", migrations, duration)
+    return bucket, Prepared(root / "unused", migrations, duration)
 
 
-def s3_trial(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> bool:
+def s3_trial(s3_demo: tuple[S3Bucket, Prepared], kill: Kill) -> bool:
     """One kill on a fresh prefix; True if the child was killed before it finished."""
     bucket, prepared = s3_demo
-    uri = bucket.fresh()
+    uri = bucket.uri(f"trial-{uuid.uuid4().hex[:10]}")
     lines, killed, _ = run_child(uri, prepared.migrations, kill, bucket.storage_options)
     check_demo(uri, prepared, lines, bucket.storage_options)
     return killed
@@ -254,7 +239,7 @@ def test_kill_during_a_fresh_run(fresh_demo: Prepared, tmp_path: Path, kill: Kil
 
 
 @pytest.mark.parametrize("kill", [Kill("building BTREE index id_idx on id", 0.0), Kill("ready", 0.4)], ids=str)
-def test_kill_during_a_fresh_run_on_s3(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> None:
+def test_kill_during_a_fresh_run_on_s3(s3_demo: tuple[S3Bucket, Prepared], kill: Kill) -> None:
     assert s3_trial(s3_demo, kill)
 
 
@@ -274,5 +259,5 @@ def test_kill_during_a_fresh_run_many(fresh_demo: Prepared, tmp_path: Path, kill
 
 @pytest.mark.crash
 @pytest.mark.parametrize("kill", random_kills(300, 24, ("building", "deferred", "rewriting", "wrote"), 1.0), ids=str)
-def test_kill_during_a_fresh_run_on_s3_many(s3_demo: tuple[Bucket, Prepared], kill: Kill) -> None:
+def test_kill_during_a_fresh_run_on_s3_many(s3_demo: tuple[S3Bucket, Prepared], kill: Kill) -> None:
     s3_trial(s3_demo, kill)
