@@ -22,7 +22,7 @@ Report = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Capabilities:
-    reversible: bool           # ``down`` migrations exist; rollback runs them
+    reversible: bool           # rollback is possible (SQL: by `down` migrations; LanceDB: by Lance time travel)
     per_table_lines: bool      # one version line per table instead of one per database
     parallel_lines: bool       # independent lines may be applied concurrently (threads)
     transactional_ddl: bool    # a failed migration's schema changes roll back

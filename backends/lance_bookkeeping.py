@@ -5,13 +5,15 @@ Layout (one row per event; the first three columns are the TypeScript seed's)::
     tableName       string   the migrated table (the version line)
     currentVersion  int64    the migration version the event is about
     lastMigratedAt  int64    when the row was written, ms since the epoch
-    event           string   applied | stamped | adopted | started | failed   (null: a seed row)
+    event           string   applied | stamped | adopted | started | failed | reverting | rolled_back
+                             (null: a seed row)
     description     string   the migration's description
     checksum        string   sha256 of the migration file (null for seed and adopted rows)
     durationMs      int64    how long the migration ran
     lanceVersion    int64    applied/stamped: the table's Lance version after the migration
                              (``table.restore(lanceVersion)`` returns to the state after it);
-                             started: the table's Lance version before it (null: no table yet)
+                             started: the table's Lance version before it (null: no table yet);
+                             reverting: before the rollback; rolled_back: after it (null: dropped)
     attempt         string   id linking a ``started`` row to its ``applied`` / ``failed`` row
     detail          string   why it failed, or how it was completed (recovered after a crash)
 
@@ -35,6 +37,13 @@ removes the seed row and the unstamped versions' rows in one delete commit.
 the table's Lance version at that moment. A ``started`` row with no
 ``applied``/``failed`` row of the same attempt means the process died in the
 middle; the adapter uses it to undo a partial migration before running it again.
+
+Rollback (Lance time travel): a ``reverting`` row (intent), then the table is
+restored to the Lance version its ``started`` row recorded (or dropped, when
+the migration created it), then a ``rolled_back`` row, which removes the
+version from the derived state. The restore brings back the old schema
+metadata, stamp included, so after a crash between the two rows the table's
+stamp says whether the rollback happened (:func:`open_reverts`).
 """
 
 from __future__ import annotations
@@ -56,6 +65,8 @@ EVENT_STAMPED = "stamped"
 EVENT_ADOPTED = "adopted"
 EVENT_STARTED = "started"
 EVENT_FAILED = "failed"
+EVENT_REVERTING = "reverting"
+EVENT_ROLLED_BACK = "rolled_back"
 RECORD_EVENTS = frozenset({EVENT_APPLIED, EVENT_STAMPED, EVENT_ADOPTED})
 
 SEED_COLUMNS = ("tableName", "currentVersion", "lastMigratedAt")
@@ -156,7 +167,30 @@ def records_by_version(rows: Sequence[Row]) -> dict[tuple[str, int], Row]:
                     found[key] = replace(row, version=version)
         elif row.event in RECORD_EVENTS:
             found[(row.table, row.version)] = row
+        elif row.event == EVENT_ROLLED_BACK:
+            found.pop((row.table, row.version), None)
     return found
+
+
+def before_migration(rows: Sequence[Row], record: Row) -> tuple[bool, int | None]:
+    """(known, Lance version) of the table just before the run that ``record`` recorded; None: no table yet.
+
+    Known only for a migration migrator ran (its ``started`` row); stamped and adopted ones were never run.
+    """
+    if record.event != EVENT_APPLIED or not record.attempt:
+        return False, None
+    for row in rows:
+        if row.event == EVENT_STARTED and row.attempt == record.attempt:
+            return True, row.lance_version
+    return False, None
+
+
+def open_reverts(rows: Sequence[Row]) -> list[Row]:
+    """``reverting`` rows with no ``rolled_back``/``failed`` row of their attempt, for versions still recorded."""
+    records = records_by_version(rows)
+    closed = {r.attempt for r in rows if r.attempt and r.event in (EVENT_ROLLED_BACK, EVENT_FAILED)}
+    return [r for r in rows if r.event == EVENT_REVERTING and r.attempt not in closed
+            and (r.table, r.version) in records]
 
 
 def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
@@ -172,6 +206,9 @@ def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
             duration_ms=row.duration_ms,
             extra={"lance_version": row.lance_version, "event": row.event or EVENT_ADOPTED,
                    **({"adopted": True} if row.event in (None, EVENT_ADOPTED) else {})},
+            irreversible=None if before_migration(rows, row)[0] else (
+                f"{row.table} v{row.version} was {'stamped' if row.event == EVENT_STAMPED else 'adopted'}, not "
+                "run by migrator: no Lance version from before it is recorded"),
         )
         for row in ordered
     ]

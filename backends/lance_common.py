@@ -145,6 +145,7 @@ class Commit:
     version: int
     operation: str          # Lance operation class name: Append, Overwrite, Merge, CreateIndex, ...
     properties: dict[str, str]
+    restored_to: int | None = None  # a Restore: the version it brought back
 
     @property
     def changes_rows(self) -> bool:
@@ -166,8 +167,30 @@ def commits(dataset: Any, first: int, last: int) -> list[Commit]:
             found.append(Commit(version, "Unknown", {}))
             continue
         props = dict(getattr(transaction, "transaction_properties", None) or {})
-        found.append(Commit(version, type(transaction.operation).__name__, props))
+        operation = transaction.operation
+        target = getattr(operation, "version", None) if type(operation).__name__ == "Restore" else None
+        found.append(Commit(version, type(operation).__name__, props,
+                            int(target) if isinstance(target, int) else None))
     return found
+
+
+def changes_since(dataset: Any, base: int) -> list[Commit]:
+    """The row-changing commits that make the dataset's latest version differ from version ``base``.
+
+    A Restore to a version at or after ``base`` brings back exactly that
+    version's changes (a failed migration undone leaves none); a Restore to an
+    older version is itself a change.
+    """
+    latest = int(dataset.version)
+    states: dict[int, list[Commit]] = {base: []}
+    for commit in commits(dataset, base + 1, latest):
+        before = states.get(commit.version - 1, [])
+        if commit.restored_to is not None:
+            states[commit.version] = states.get(commit.restored_to, [commit]) if commit.restored_to >= base \
+                else [commit]
+        else:
+            states[commit.version] = [*before, commit] if commit.changes_rows else before
+    return states.get(latest, [])
 
 
 def describe(items: Iterable[Commit]) -> str:

@@ -81,7 +81,6 @@ from typing import TYPE_CHECKING, Any
 from migrator.errors import (
     BackendUnavailable,
     ConfigError,
-    IrreversibleMigration,
     LoaderError,
     MigrationFailed,
     MigratorError,
@@ -103,6 +102,7 @@ from .lance_bookkeeping import (
     derive_applied,
     now_ms,
     open_intents,
+    open_reverts,
 )
 from .lance_common import (
     CURRENT,
@@ -120,6 +120,7 @@ from .lance_common import (
 from .lance_indices import ensure, merge_specs, record
 from .lance_lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .lance_recreate import audit_overwrite
+from .lance_rollback import closing_row, revert, settle
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -168,7 +169,7 @@ class LanceBackend:
     """A LanceDB database (local folder or object storage) and its folder of migrations."""
 
     type = "lancedb"
-    capabilities = Capabilities(reversible=False, per_table_lines=True, parallel_lines=True, transactional_ddl=False)
+    capabilities = Capabilities(reversible=True, per_table_lines=True, parallel_lines=True, transactional_ddl=False)
 
     def __init__(
         self,
@@ -261,7 +262,7 @@ class LanceBackend:
                     raise LoaderError(f"{here}: {step.table} v{step.version} is declared twice in this file")
                 migrations.append(Migration(
                     version=step.version, name=step.description, path=source.path, checksum=digest,
-                    line=step.table, reversible=False, transactional=False, payload=step))
+                    line=step.table, reversible=True, transactional=False, payload=step))
         if not migrations:
             raise LoaderError(f"{source.path}: defines no @migration function "
                               "(from migrator.lancedb import migration)")
@@ -309,7 +310,11 @@ class LanceBackend:
         db = self._connect()
         with self._unavailable(f"cannot read {self.version_table}"):
             rows = self._books.read(db)
-        return [] if rows is None else derive_applied(rows)
+            if rows is None:
+                return []
+            # a rollback interrupted between its restore and its row: the table's stamp says which way it went
+            rows = rows + [closing_row(db, intent) for intent in open_reverts(rows)]
+        return derive_applied(rows)
 
     def prepare(self) -> None:
         local = self.local_path
@@ -409,16 +414,16 @@ class LanceBackend:
     # -- applying ------------------------------------------------------------------------------------------------
 
     def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
-        if direction is not Direction.UP:
-            raise IrreversibleMigration(
-                f"{self.name}: {migration.label}: LanceDB migrations are forward-only; restore a table with "
-                "Lance time travel (table.restore(version); table_migrations records each migration's version)")
         if self._lease is not None:
             self._lease.check()
         step = self._step(migration)
         db = self._connect()
         self._books.ensure(db)
         with self._table_lock(step.table):
+            settle(db, self._books, step.table, report)
+            if direction is Direction.DOWN:
+                revert(db, self._books, migration, report, self.name, self._scrub)
+                return None
             return self._apply(db, migration, step, report)
 
     def _step(self, migration: Migration) -> LanceStep:

@@ -28,8 +28,10 @@ Rules of a migration function
   overwrite commit (see :mod:`migrator.backends.lancedb`), so after a crash
   right behind that commit migrator finishes the migration without running it
   again.
-* Migrations are forward-only. A failed migration's table is restored to its
-  Lance version from before the migration (time travel).
+* Migrations have no ``down``: a failed migration's table is restored to its
+  Lance version from before the migration (time travel), and ``migrator
+  rollback`` undoes applied ones the same way (see
+  :mod:`migrator.backends.lance_rollback`).
 
 Indices
 -------

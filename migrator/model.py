@@ -64,6 +64,7 @@ class AppliedMigration:
     applied_at: datetime | None = None
     duration_ms: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    irreversible: str | None = field(default=None, compare=False)  # why this application cannot be undone
 
 
 @dataclass(frozen=True)

@@ -168,14 +168,24 @@ def rollback_plan(
     return plan
 
 
-def check_reversible(plan: Sequence[Migration], backend: str = "") -> None:
-    """Refuse a rollback that would cross an irreversible migration, before anything runs."""
+def check_reversible(plan: Sequence[Migration], backend: str = "",
+                     applied: Sequence[AppliedMigration] = ()) -> None:
+    """Refuse a rollback that would cross an irreversible migration, before anything runs.
+
+    A migration is irreversible by its file (no ``down``) or by how it was applied (``AppliedMigration.irreversible``:
+    a LanceDB migration that was stamped, not run, has no state to go back to).
+    """
+    prefix = f"{backend}: " if backend else ""
+    why = {(r.line, r.version): r.irreversible for r in applied if r.irreversible}
     for migration in plan:
         if not migration.reversible:
-            prefix = f"{backend}: " if backend else ""
             raise IrreversibleMigration(
                 f"{prefix}{migration.path.name}: {migration.label} has no down migration; "
                 "rollback refused, nothing was changed")
+        reason = why.get((migration.line, migration.version))
+        if reason:
+            raise IrreversibleMigration(f"{prefix}{migration.path.name}: {reason}; rollback refused, nothing "
+                                        "was changed")
 
 
 def stamp_plan(

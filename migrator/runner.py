@@ -107,9 +107,7 @@ class Runner:
     def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False,
                  backup: bool = False) -> RunResult:
         if not self.backend.capabilities.reversible:
-            raise UsageError(
-                f"{self.backend.name}: rollback is not supported for {self.backend.type} backends yet "
-                "(LanceDB migrations are forward-only; restore a table with Lance time travel)")
+            raise UsageError(f"{self.backend.name}: {self.backend.type} backends cannot roll back")
         migrations = self.backend.discover()
         self._check_line(migrations, line)
 
@@ -184,7 +182,7 @@ class Runner:
             if steps:
                 steps = list(self.backend.load(steps))
                 if direction is Direction.DOWN:
-                    planning.check_reversible(steps, self.backend.name)
+                    planning.check_reversible(steps, self.backend.name, applied)
                 if backup:  # before prepare(): the backup holds the database exactly as it was
                     where = self.backend.backup(lambda message: self._emit(BackendProgress(self.backend.name,
                                                                                            message)))

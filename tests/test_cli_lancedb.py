@@ -136,13 +136,6 @@ def test_fail_fast_stops_the_lines_not_yet_started(tmp_path: Path, capsys: pytes
     assert versions(project) == {"notes": 1, "people": people}
 
 
-def test_rollback_on_lancedb_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    project = lance_project(tmp_path, capsys, {"001_init.py": NOTES})
-    project.cli("upgrade")
-    result = project.cli("rollback", "0", "--backend", "vec")
-    assert result.code == 2 and "rollback is not supported for lancedb" in result.err
-
-
 def test_stamp_needs_a_table_and_records_without_running(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     project = lance_project(tmp_path, capsys, {"001_init.py": NOTES})

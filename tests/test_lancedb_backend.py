@@ -72,7 +72,7 @@ def test_discovers_the_demo_migrations_as_per_table_lines() -> None:
     init = DEMO / "001_init.py"
     assert all(m.checksum == checksum(m.path) for m in found)
     assert {m.checksum for m in found if m.path == init} == {checksum(init)}
-    assert not any(m.reversible for m in found)
+    assert all(m.reversible for m in found)  # by Lance time travel (test_lancedb_rollback.py)
     assert all(isinstance(m.payload, LanceStep) for m in found)
     assert list(b.load(found)) == list(found)
     assert b.applied() == []
@@ -86,7 +86,7 @@ def test_backend_attributes_and_create_from_config(tmp_path: Path) -> None:
     assert (b.name, b.type, b.lock_timeout) == ("vec", "lancedb", 3.0)
     assert "secret" not in b.location
     assert b.capabilities.per_table_lines and b.capabilities.parallel_lines
-    assert not b.capabilities.reversible and not b.capabilities.transactional_ddl
+    assert b.capabilities.reversible and not b.capabilities.transactional_ddl
     assert b.storage_options == {"region": "x"}
     assert b.lock_lease == 30.0 and b._db is None  # nothing connects before it is needed
 

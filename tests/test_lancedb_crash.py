@@ -12,6 +12,7 @@ child leaves its leased lock behind, and the re-run takes it over.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -26,7 +27,7 @@ from typing import Any
 import lancedb
 import pyarrow.compute as pc
 import pytest
-from lance_scripts.testlib import backend, by_line, index_names, upgrade, write_files
+from lance_scripts.testlib import backend, by_line, index_names, rollback, upgrade, write_files
 from s3 import S3Bucket, new_bucket
 
 from migrator.lancedb import table_stamp
@@ -88,10 +89,12 @@ class Kill:
 
 
 def run_child(db: Path | str, migrations: Path, kill: Kill | None,
-              storage_options: dict[str, str] | None = None) -> tuple[list[str], bool, float]:
+              storage_options: dict[str, str] | None = None, rollback_to: str = "") -> tuple[list[str], bool, float]:
     """Start the child and kill it as told. Returns its lines, whether it was killed, seconds since "ready"."""
     extra = [json.dumps(storage_options)] if storage_options else []
+    env = {**os.environ, "CRASH_ROLLBACK": rollback_to}
     proc = subprocess.Popen([sys.executable, str(SCRIPTS / "crash_child.py"), str(db), str(migrations), *extra],
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
     assert proc.stdout is not None
     lines = [proc.stdout.readline().strip()]
@@ -118,7 +121,7 @@ def run_child(db: Path | str, migrations: Path, kill: Kill | None,
     return lines, killed, elapsed
 
 
-def prepare(root: Path, files: dict[str, str], to: int | None) -> Prepared:
+def prepare(root: Path, files: dict[str, str], to: int | None, rollback_to: str = "") -> Prepared:
     migrations = write_files(root / "migrations", files)
     db = root / "base"
     if to is not None:
@@ -126,7 +129,7 @@ def prepare(root: Path, files: dict[str, str], to: int | None) -> Prepared:
     calibration = root / "calibration"
     if db.exists():
         shutil.copytree(db, calibration)
-    lines, _, duration = run_child(calibration, migrations, None)
+    lines, _, duration = run_child(calibration, migrations, None, rollback_to=rollback_to)
     assert lines[-1] == "done", lines
     return Prepared(db, migrations, duration)
 
@@ -137,16 +140,21 @@ def memos_v1(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
 
 
 @pytest.fixture(scope="module")
+def memos_v2(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    return prepare(tmp_path_factory.mktemp("crash-rollback"), MEMOS, to=2, rollback_to="memos:0")
+
+
+@pytest.fixture(scope="module")
 def fresh_demo(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     return prepare(tmp_path_factory.mktemp("crash-demo"), {p.name: p.read_text() for p in DEMO.glob("*.py")},
                    to=None)
 
 
-def trial(prepared: Prepared, tmp_path: Path, kill: Kill) -> tuple[Path, list[str], bool]:
+def trial(prepared: Prepared, tmp_path: Path, kill: Kill, rollback_to: str = "") -> tuple[Path, list[str], bool]:
     db = tmp_path / "db"
     if prepared.db.exists():
         shutil.copytree(prepared.db, db)
-    lines, killed, _ = run_child(db, prepared.migrations, kill)
+    lines, killed, _ = run_child(db, prepared.migrations, kill, rollback_to=rollback_to)
     return db, lines, killed
 
 
@@ -188,6 +196,27 @@ def check_memos(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
     assert upgrade(b) == []
 
 
+def check_rollback(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
+    """After a rollback of memos to 0 was killed: each step undone whole or not at all; the next run finishes."""
+    db = lancedb.connect(str(db_path))
+    b = backend(db_path, prepared.migrations)
+    recorded = by_line(b.applied()).get("memos", [])
+    stamp = table_stamp(db, "memos")
+    assert recorded == list(range(1, (stamp or 0) + 1)), (recorded, stamp, lines)  # the log agrees with the data
+    if stamp:
+        table = db.open_table("memos")
+        assert table.count_rows() == ROWS, lines
+        assert ("tags" in table.schema.names) == (stamp == 2), lines
+        assert pc.all(pc.equal(table.to_arrow().column("rev"), stamp - 1)).as_py(), lines
+    again: list[str] = []
+    rollback(b, "memos", 0, report=again.append)  # finishes the job
+    assert "memos" not in by_line(b.applied()) and "memos" not in db.list_tables().tables, again
+    upgrade(b)
+    table = db.open_table("memos")
+    assert by_line(b.applied())["memos"] == [1, 2] and table.count_rows() == ROWS
+    assert pc.all(pc.equal(table.to_arrow().column("rev"), 1)).as_py()
+
+
 def check_demo(db_path: Path | str, prepared: Prepared, lines: list[str],
                storage_options: dict[str, str] | None = None) -> None:
     b = backend(db_path, prepared.migrations, storage_options=storage_options)
@@ -204,6 +233,12 @@ def check_demo(db_path: Path | str, prepared: Prepared, lines: list[str],
     memos: Any = db.open_table("memos")
     assert "tags" in memos.schema.names and table_stamp(db, "memos") == 2
     assert {"id_idx", "user_id_idx"} <= index_names(memos)
+
+
+@pytest.mark.parametrize("kill", [Kill("ready", 0.0), Kill("restored", 0.0), Kill("ready", 0.05)], ids=str)
+def test_kill_during_a_rollback(memos_v2: Prepared, tmp_path: Path, kill: Kill) -> None:
+    db, lines, _ = trial(memos_v2, tmp_path, kill, rollback_to="memos:0")
+    check_rollback(db, memos_v2, lines)
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +296,10 @@ def test_kill_during_a_fresh_run_many(fresh_demo: Prepared, tmp_path: Path, kill
 @pytest.mark.parametrize("kill", random_kills(300, 24, ("building", "deferred", "rewriting", "wrote"), 1.0), ids=str)
 def test_kill_during_a_fresh_run_on_s3_many(s3_demo: tuple[S3Bucket, Prepared], kill: Kill) -> None:
     s3_trial(s3_demo, kill)
+
+
+@pytest.mark.crash
+@pytest.mark.parametrize("kill", random_kills(400, 30, ("restored",), 0.3), ids=str)
+def test_kill_during_a_rollback_many(memos_v2: Prepared, tmp_path: Path, kill: Kill) -> None:
+    db, lines, _ = trial(memos_v2, tmp_path, kill, rollback_to="memos:0")
+    check_rollback(db, memos_v2, lines)

@@ -70,6 +70,20 @@ def upgrade(b: LanceBackend, *, to: int | None = None, line: str | None = None,
     return done
 
 
+def rollback(b: LanceBackend, table: str, target: int,
+             report: Callable[[str], None] | None = None) -> list[int]:
+    """Undo ``table``'s applied versions above ``target``, newest first (what `migrator rollback` does)."""
+    say = report or (lambda message: None)
+    undone = []
+    with b.lock(5.0):
+        files = {(m.line, m.version): m for m in b.discover()}
+        for version in sorted((a.version for a in b.applied() if a.line == table and a.version > target),
+                              reverse=True):
+            b.apply(files[(table, version)], Direction.DOWN, say)
+            undone.append(version)
+    return undone
+
+
 def by_line(applied: Sequence[AppliedMigration]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for a in applied:

@@ -1,0 +1,140 @@
+"""Rolling a LanceDB table back by time travel: restore the Lance version from before a migration.
+
+A migration that migrator ran has a ``started`` row holding the table's Lance
+version from just before it (null: it created the table). Undoing it:
+
+1. Refuse, changing nothing, when the table changed since the migration
+   (rows written by the application after it, a restore by hand): the restore
+   would discard them. The message names the commits and the manual way out.
+   Commits that change no rows (indices, compaction, metadata) and failed
+   migrations that were undone do not count.
+2. Append a ``reverting`` row (the intent).
+3. ``table.restore(start)``: one commit that brings back the old data, schema
+   and schema metadata, so the stamp goes back with it. A migration that
+   created its table: first a metadata commit setting the stamp to 0 (atomic),
+   then ``drop_table`` (which is not).
+4. Append a ``rolled_back`` row; the version leaves the derived state.
+
+After ``kill -9`` between 2 and 4, the stamp tells whether step 3 committed
+(:func:`closing_row`); :func:`settle` writes the closing row, and finishes a
+drop, the next time the table is migrated or rolled back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from migrator.errors import IrreversibleMigration, MigrationFailed
+from migrator.model import Migration
+
+from .base import Report
+from .lance_bookkeeping import (
+    EVENT_FAILED,
+    EVENT_REVERTING,
+    EVENT_ROLLED_BACK,
+    Bookkeeping,
+    Row,
+    before_migration,
+    now_ms,
+    open_reverts,
+    records_by_version,
+)
+from .lance_common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
+
+__all__ = ["closing_row", "revert", "settle"]
+
+
+def closing_row(db: Any, intent: Row) -> Row:
+    """The row that closes an interrupted rollback: ``rolled_back`` if its restore committed, else ``failed``."""
+    table = open_table(db, intent.table)
+    stamp = None if table is None else stamp_of(metadata_of(table.schema))
+    done = stamp is None or stamp < intent.version
+    return Row(intent.table, intent.version, now_ms(), EVENT_ROLLED_BACK if done else EVENT_FAILED,
+               intent.description, intent.checksum,
+               lance_version=int(table.version) if table is not None and done else None, attempt=intent.attempt,
+               detail="rollback completed after an interruption" if done
+               else "rollback interrupted before it changed the table")
+
+
+def settle(db: Any, books: Bookkeeping, table_name: str, report: Report) -> None:
+    """Close the interrupted rollbacks of one table (finishing an interrupted drop)."""
+    rows = books.read(db) or []
+    for intent in open_reverts(rows):
+        if intent.table != table_name:
+            continue
+        row = closing_row(db, intent)
+        record = records_by_version(rows).get((intent.table, intent.version))
+        _, start = before_migration(rows, record) if record is not None else (False, 0)
+        if row.event == EVENT_ROLLED_BACK and start is None and open_table(db, table_name) is not None:
+            db.drop_table(table_name)
+            row = replace(row, lance_version=None)
+        books.append(db, [row])
+        report(f"an interrupted rollback of {table_name} v{intent.version}: {row.detail}")
+
+
+def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, backend: str,
+           scrub: Callable[[str], str] = str) -> None:
+    """Undo ``migration`` (the newest applied one of its table) by restoring the Lance version from before it."""
+    name, version, label = migration.line, migration.version, migration.label
+    started = time.perf_counter()
+    rows = books.read(db) or []
+    records = records_by_version(rows)
+    record = records.get((name, version))
+    if record is None:
+        raise MigrationFailed(f"{label} is not applied", backend=backend, line=name, version=version)
+    newest = max((r for (t, _), r in records.items() if t == name), key=lambda r: r.key)
+    if newest.version != version:
+        raise MigrationFailed(
+            f"{label}: {name} v{newest.version} was applied after it (out of order); time travel undoes "
+            f"migrations in the order they ran, newest first: roll back v{newest.version} first; nothing was changed",
+            backend=backend, line=name, version=version)
+    known, start = before_migration(rows, record)
+    if not known:
+        raise IrreversibleMigration(f"{label}: no Lance version from before it is recorded (it was stamped or "
+                                    "adopted, not run); rollback refused, nothing was changed")
+    table = open_table(db, name)
+    if table is None and start is not None:
+        raise MigrationFailed(f"{label}: {name} no longer exists, so Lance version {start} cannot be restored; "
+                              "nothing was changed", backend=backend, line=name, version=version)
+    if table is not None:
+        after = record.lance_version
+        changed = [] if after is None else changes_since(table.to_lance(), after)
+        if after is None or changed:
+            what = (f"has commits since {label} that restoring would discard: {describe(changed)}" if changed
+                    else f"was created again after {label} dropped it")
+            by_hand = (f"table.restore({start}), then `migrator stamp {version - 1} --backend {backend} --table {name}`"
+                       if start is not None else
+                       f"drop it, then `migrator stamp {version - 1} --backend {backend} --table {name}`")
+            raise MigrationFailed(f"{label}: {name} {what}; nothing was changed (to discard them: {by_hand})",
+                                  backend=backend, line=name, version=version)
+    attempt = uuid.uuid4().hex
+    books.append(db, [Row(name, version, now_ms(), EVENT_REVERTING, record.description, record.checksum,
+                          lance_version=int(table.version) if table is not None else None, attempt=attempt,
+                          detail="drop the table" if start is None else f"restore Lance version {start}")])
+    try:
+        if table is not None and start is None:
+            dataset = table.to_lance()
+            retry(lambda: dataset.update_schema_metadata({META_VERSION: "0"}), what="metadata update")
+            db.drop_table(name)
+            report(f"dropped {name} (v{version} had created it)")
+        elif table is not None:
+            table.restore(start)
+            report(f"restored {name} to Lance version {start}, from before v{version}")
+    except Exception as exc:
+        closing = closing_row(db, Row(name, version, now_ms(), EVENT_REVERTING, record.description, record.checksum,
+                                      attempt=attempt))
+        if closing.event == EVENT_FAILED:
+            books.append(db, [closing])
+            state = f"{name} unchanged"
+        else:  # stamped 0 but not (fully) dropped: the intent stays open, the next run finishes the drop
+            state = f"{name} is marked rolled back; the next run of its table finishes dropping it"
+        raise MigrationFailed(scrub(f"{label}: rolling back failed: {type(exc).__name__}: {exc}; {state}"),
+                              backend=backend, line=name, version=version) from exc
+    restored = open_table(db, name)
+    books.append(db, [Row(name, version, now_ms(), EVENT_ROLLED_BACK, record.description, record.checksum,
+                          duration_ms=int((time.perf_counter() - started) * 1000),
+                          lance_version=int(restored.version) if restored is not None else None, attempt=attempt)])
