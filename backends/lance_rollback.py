@@ -16,8 +16,9 @@ version from just before it (null: it created the table). Undoing it:
 4. Append a ``rolled_back`` row; the version leaves the derived state.
 
 After ``kill -9`` between 2 and 4, the stamp tells whether step 3 committed
-(:func:`closing_row`); :func:`settle` writes the closing row, and finishes a
-drop, the next time the table is migrated or rolled back.
+(:func:`closing_row`, which ``applied()`` uses to read the log right at
+once); :func:`settle` writes the closing row, and finishes a drop, as soon as
+the next run takes the migration lock.
 """
 
 from __future__ import annotations
@@ -60,12 +61,11 @@ def closing_row(db: Any, intent: Row) -> Row:
                else "rollback interrupted before it changed the table")
 
 
-def settle(db: Any, books: Bookkeeping, table_name: str, report: Report) -> None:
-    """Close the interrupted rollbacks of one table (finishing an interrupted drop)."""
+def settle(db: Any, books: Bookkeeping, report: Report) -> None:
+    """Close every interrupted rollback (finishing an interrupted drop). Run under the migration lock."""
     rows = books.read(db) or []
     for intent in open_reverts(rows):
-        if intent.table != table_name:
-            continue
+        table_name = intent.table
         row = closing_row(db, intent)
         record = records_by_version(rows).get((intent.table, intent.version))
         _, start = before_migration(rows, record) if record is not None else (False, 0)

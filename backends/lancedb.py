@@ -407,9 +407,19 @@ class LanceBackend:
         with taking as lease:
             self._lease = lease
             try:
+                self._settle()
                 yield
             finally:
                 self._lease = None
+
+    def _settle(self) -> None:
+        """Finish what a killed run left half done that must not wait for its table's next migration."""
+        local = self.local_path
+        if local is not None and not (local / f"{self.version_table}.lance").is_dir():
+            return  # no bookkeeping yet: nothing to settle, and nothing to connect to
+        db = self._connect()
+        with self._unavailable(f"cannot settle interrupted rollbacks in {self.version_table}"):
+            settle(db, self._books, lambda message: None)
 
     # -- applying ------------------------------------------------------------------------------------------------
 
@@ -420,7 +430,6 @@ class LanceBackend:
         db = self._connect()
         self._books.ensure(db)
         with self._table_lock(step.table):
-            settle(db, self._books, step.table, report)
             if direction is Direction.DOWN:
                 revert(db, self._books, migration, report, self.name, self._scrub)
                 return None

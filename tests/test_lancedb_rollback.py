@@ -235,11 +235,9 @@ def test_an_interrupted_rollback_reads_as_the_version_the_table_really_has(tmp_p
 def test_the_next_run_settles_an_interrupted_rollback_and_continues(tmp_path: Path, restored: bool) -> None:
     uri, migrations = interrupted(tmp_path, restored=restored)
     b = backend(uri, migrations)
-    lines: list[str] = []
     with b.lock(5):
         (v3,) = [m for m in b.discover() if m.line == "notes" and m.version == 3]
-        b.apply(v3, Direction.UP if restored else Direction.DOWN, lines.append)
-    assert any("an interrupted rollback of notes v3" in line for line in lines)
+        b.apply(v3, Direction.UP if restored else Direction.DOWN, lambda _: None)
     assert by_line(b.applied())["notes"] == ([1, 2, 3] if restored else [1, 2])
     table = lancedb.connect(uri).open_table("notes")
     assert table.count_rows() == (60 if restored else 50)
@@ -261,8 +259,9 @@ def test_an_interrupted_drop_is_finished_by_the_next_run(tmp_path: Path) -> None
                                                     attempt="dropping")])
     db.open_table("notes").to_lance().update_schema_metadata({"migrator.version": "0"})
     assert "notes" not in by_line(b.applied())  # the stamp says the rollback went through
-    with b.lock(5):
-        b.apply(steps[1], Direction.UP, lambda _: None)  # settles (drops the table), then runs v1 again
+    with b.lock(5):  # taking the lock settles: finishes the drop
+        assert "notes" not in lancedb.connect(uri).list_tables().tables
+        b.apply(steps[1], Direction.UP, lambda _: None)  # v1 runs again
     assert lancedb.connect(uri).open_table("notes").count_rows() == 50
     assert by_line(b.applied())["notes"] == [1]
     assert pa.types.is_int64(lancedb.connect(uri).open_table("notes").schema.field("id").type)
