@@ -130,8 +130,8 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
         if closing.event == EVENT_FAILED:
             books.append(db, [closing])
             state = f"{name} unchanged"
-        else:  # stamped 0 but not (fully) dropped: the intent stays open, the next run finishes the drop
-            state = f"{name} is marked rolled back; the next run of its table finishes dropping it"
+        else:  # stamped 0 but not (fully) dropped: the intent stays open, the next lock holder drops it
+            state = f"{name} is marked rolled back; the next run finishes dropping it"
         raise MigrationFailed(scrub(f"{label}: rolling back failed: {type(exc).__name__}: {exc}; {state}"),
                               backend=backend, line=name, version=version) from exc
     restored = open_table(db, name)

@@ -64,6 +64,30 @@ def write_config(root: Path, url: str, extra: str = "") -> Path:
     return config
 
 
+def lance_project(tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str]) -> Project:
+    """A project with a LanceDB backend ``vec`` (the default; these files) beside a SQLite backend ``sql``."""
+    root = tmp_path / "proj"
+    (root / "migrations" / "sql").mkdir(parents=True)
+    (root / "migrations" / "vec").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "migrations" / "vec" / name).write_text(textwrap.dedent(text))
+    (root / "migrations" / "sql" / "001_a.up.sql").write_text("CREATE TABLE a (id INTEGER);\n")
+    (root / "migrator.toml").write_text(textwrap.dedent('''\
+        default_backend = "vec"
+
+        [backends.sql]
+        type = "sql"
+        url = "sqlite:///data/app.db"
+        migrations = "migrations/sql"
+
+        [backends.vec]
+        type = "lancedb"
+        uri = "data/lance"
+        migrations = "migrations/vec"
+        '''))
+    return Project(root, "", capsys)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh empty database of each dialect."""

@@ -6,13 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import lancedb
 import pytest
 
-from conftest import Project
+from conftest import Project, lance_project
 from migrator import MigrationFailed, MigrationManager
 
 pytestmark = pytest.mark.lancedb
@@ -54,29 +53,6 @@ def broken(db):
 def fine(db):
     db.open_table("notes").add(data=[{"id": 999, "text": "late"}])
 '''
-
-
-def lance_project(tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str]) -> Project:
-    root = tmp_path / "proj"
-    (root / "migrations" / "sql").mkdir(parents=True)
-    (root / "migrations" / "vec").mkdir(parents=True)
-    for name, text in files.items():
-        (root / "migrations" / "vec" / name).write_text(textwrap.dedent(text))
-    (root / "migrations" / "sql" / "001_a.up.sql").write_text("CREATE TABLE a (id INTEGER);\n")
-    (root / "migrator.toml").write_text(textwrap.dedent('''\
-        default_backend = "vec"
-
-        [backends.sql]
-        type = "sql"
-        url = "sqlite:///data/app.db"
-        migrations = "migrations/sql"
-
-        [backends.vec]
-        type = "lancedb"
-        uri = "data/lance"
-        migrations = "migrations/vec"
-        '''))
-    return Project(root, "", capsys)
 
 
 def versions(project: Project) -> dict[str, int]:

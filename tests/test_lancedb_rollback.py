@@ -12,7 +12,7 @@ import pytest
 from lance_scripts.testlib import backend, by_line
 from lancedb.index import BTree
 
-from conftest import Project
+from conftest import Project, lance_project
 from migrator.backends.lance_bookkeeping import EVENT_REVERTING, Bookkeeping, Row, now_ms
 from migrator.lancedb import table_stamp
 from migrator.model import Direction
@@ -45,19 +45,8 @@ def add_email(db):
 '''
 
 
-def project(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str = NOTES) -> Project:
-    root = tmp_path / "proj"
-    (root / "migrations" / "vec").mkdir(parents=True)
-    (root / "migrations" / "vec" / "001_notes.py").write_text(text)
-    (root / "migrator.toml").write_text(textwrap.dedent('''\
-        default_backend = "vec"
-
-        [backends.vec]
-        type = "lancedb"
-        uri = "data/lance"
-        migrations = "migrations/vec"
-        '''))
-    return Project(root, "", capsys)
+def project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Project:
+    return lance_project(tmp_path, capsys, {"001_notes.py": NOTES})
 
 
 def db_of(p: Project) -> lancedb.DBConnection:
@@ -65,7 +54,7 @@ def db_of(p: Project) -> lancedb.DBConnection:
 
 
 def versions(p: Project) -> dict[str, int]:
-    (status,) = json.loads(p.cli("status", "--json").out)["backends"]
+    (status,) = json.loads(p.cli("status", "--json", "--backend", "vec").out)["backends"]
     return {line["line"]: line["current"] for line in status["lines"]}
 
 
@@ -114,7 +103,7 @@ def test_upgrade_after_a_rollback_runs_the_migrations_again_once(tmp_path: Path,
     assert p.cli("upgrade").code == 0
     assert versions(p) == {"notes": 3, "people": 2}
     assert db_of(p).open_table("notes").count_rows() == 60
-    history = json.loads(p.cli("history", "--json").out)["backends"][0]["history"]
+    history = json.loads(p.cli("history", "--json", "--backend", "vec").out)["backends"][0]["history"]
     assert sorted((h["line"], h["version"]) for h in history) == [
         ("notes", 1), ("notes", 2), ("notes", 3), ("people", 1), ("people", 2)]
 
@@ -173,7 +162,7 @@ def test_a_stamped_version_cannot_be_rolled_back_and_nothing_changes(tmp_path: P
     assert p.cli("upgrade", "--backend", "vec", "--table", "notes", "--to", "1").code == 0
     db_of(p).open_table("notes").add_columns(pa.schema([pa.field("summary", pa.string())]))  # done by hand
     assert p.cli("stamp", "2", "--table", "notes").code == 0
-    assert p.cli("upgrade", "--table", "notes").code == 0
+    assert p.cli("upgrade", "--backend", "vec", "--table", "notes").code == 0
     result = p.cli("rollback", "1", "--table", "notes")
     assert result.code == 2
     assert "notes v2 was stamped, not run by migrator" in result.err and "nothing was changed" in result.err
