@@ -164,10 +164,15 @@ def test_a_migration_printing_into_a_closed_pipe_still_reports_on_stderr(sqlite_
 INTERRUPTED = py("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)")
 
 
+def with_ctrl_c() -> None:
+    """In the child: SIGINT as a terminal delivers it (a shell's background job inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_migration_rolls_it_back(sqlite_project: Project) -> None:
     before = base(sqlite_project)
     sqlite_project.write("002_interrupted.py", INTERRUPTED)
-    result = run_cli_process(sqlite_project.root, "upgrade")
+    result = run_cli_process(sqlite_project.root, "upgrade", preexec_fn=with_ctrl_c)
     assert result.code != 0
     assert snapshot(sqlite_project.url) == before
 
@@ -175,7 +180,7 @@ def test_ctrl_c_during_a_migration_rolls_it_back(sqlite_project: Project) -> Non
 def test_ctrl_c_during_a_migration_reports_one_line_without_a_traceback(sqlite_project: Project) -> None:
     base(sqlite_project)
     sqlite_project.write("002_interrupted.py", INTERRUPTED)
-    result = run_cli_process(sqlite_project.root, "upgrade")
+    result = run_cli_process(sqlite_project.root, "upgrade", preexec_fn=with_ctrl_c)
     assert "Traceback" not in result.err
     assert result.err.startswith("error: ") and len(result.err.strip().splitlines()) == 1
 
