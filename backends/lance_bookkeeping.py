@@ -206,12 +206,17 @@ def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
             duration_ms=row.duration_ms,
             extra={"lance_version": row.lance_version, "event": row.event or EVENT_ADOPTED,
                    **({"adopted": True} if row.event in (None, EVENT_ADOPTED) else {})},
-            irreversible=None if before_migration(rows, row)[0] else (
-                f"{row.table} v{row.version} was {'stamped' if row.event == EVENT_STAMPED else 'adopted'}, not "
-                "run by migrator: no Lance version from before it is recorded"),
+            irreversible=None if before_migration(rows, row)[0] else why_irreversible(row),
         )
         for row in ordered
     ]
+
+
+def why_irreversible(row: Row) -> str:
+    how = {EVENT_STAMPED: "was stamped, not run by migrator",
+           EVENT_APPLIED: "was recorded without the Lance version it started from"}.get(
+        row.event or "", "was adopted from the bookkeeping of an earlier tool")
+    return f"{row.table} v{row.version} {how}: there is no state from before it to restore"
 
 
 def open_intents(rows: Sequence[Row]) -> dict[tuple[str, int], Intent]:

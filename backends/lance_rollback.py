@@ -43,6 +43,7 @@ from .lance_bookkeeping import (
     now_ms,
     open_reverts,
     records_by_version,
+    why_irreversible,
 )
 from .lance_common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
 
@@ -94,8 +95,7 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             backend=backend, line=name, version=version)
     known, start = before_migration(rows, record)
     if not known:
-        raise IrreversibleMigration(f"{label}: no Lance version from before it is recorded (it was stamped or "
-                                    "adopted, not run); rollback refused, nothing was changed")
+        raise IrreversibleMigration(f"{label}: {why_irreversible(record)}; rollback refused, nothing was changed")
     table = open_table(db, name)
     if table is None and start is not None:
         raise MigrationFailed(f"{label}: {name} no longer exists, so Lance version {start} cannot be restored; "
