@@ -172,17 +172,19 @@ def records_by_version(rows: Sequence[Row]) -> dict[tuple[str, int], Row]:
     return found
 
 
-def before_migration(rows: Sequence[Row], record: Row) -> tuple[bool, int | None]:
+def starts(rows: Sequence[Row]) -> dict[str, int | None]:
+    """Each run's Lance version from before it (None: no table yet), by attempt id, from the ``started`` rows."""
+    return {row.attempt: row.lance_version for row in rows if row.event == EVENT_STARTED and row.attempt}
+
+
+def before_migration(started: dict[str, int | None], record: Row) -> tuple[bool, int | None]:
     """(known, Lance version) of the table just before the run that ``record`` recorded; None: no table yet.
 
-    Known only for a migration migrator ran (its ``started`` row); stamped and adopted ones were never run.
+    Known only for a migration migrator ran (``started`` is :func:`starts`); stamped and adopted ones never ran.
     """
-    if record.event != EVENT_APPLIED or not record.attempt:
+    if record.event != EVENT_APPLIED or not record.attempt or record.attempt not in started:
         return False, None
-    for row in rows:
-        if row.event == EVENT_STARTED and row.attempt == record.attempt:
-            return True, row.lance_version
-    return False, None
+    return True, started[record.attempt]
 
 
 def open_reverts(rows: Sequence[Row]) -> list[Row]:
@@ -196,6 +198,7 @@ def open_reverts(rows: Sequence[Row]) -> list[Row]:
 def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
     """One AppliedMigration per applied version, oldest first."""
     ordered = sorted(records_by_version(rows).values(), key=lambda r: (r.key, r.table, r.version))
+    started = starts(rows)
     return [
         AppliedMigration(
             version=row.version,
@@ -206,7 +209,7 @@ def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
             duration_ms=row.duration_ms,
             extra={"lance_version": row.lance_version, "event": row.event or EVENT_ADOPTED,
                    **({"adopted": True} if row.event in (None, EVENT_ADOPTED) else {})},
-            irreversible=None if before_migration(rows, row)[0] else why_irreversible(row),
+            irreversible=None if before_migration(started, row)[0] else why_irreversible(row),
         )
         for row in ordered
     ]

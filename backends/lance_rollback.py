@@ -43,6 +43,7 @@ from .lance_bookkeeping import (
     now_ms,
     open_reverts,
     records_by_version,
+    starts,
     why_irreversible,
 )
 from .lance_common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
@@ -69,7 +70,7 @@ def settle(db: Any, books: Bookkeeping, report: Report) -> None:
         table_name = intent.table
         row = closing_row(db, intent)
         record = records_by_version(rows).get((intent.table, intent.version))
-        _, start = before_migration(rows, record) if record is not None else (False, 0)
+        _, start = before_migration(starts(rows), record) if record is not None else (False, 0)
         if row.event == EVENT_ROLLED_BACK and start is None and open_table(db, table_name) is not None:
             db.drop_table(table_name)
             row = replace(row, lance_version=None)
@@ -93,7 +94,7 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             f"{label}: {name} v{newest.version} was applied after it (out of order); time travel undoes "
             f"migrations in the order they ran, newest first: roll back v{newest.version} first; nothing was changed",
             backend=backend, line=name, version=version)
-    known, start = before_migration(rows, record)
+    known, start = before_migration(starts(rows), record)
     if not known:
         raise IrreversibleMigration(f"{label}: {why_irreversible(record)}; rollback refused, nothing was changed")
     table = open_table(db, name)
