@@ -80,7 +80,6 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.errors import (
     BackendUnavailable,
-    ConfigError,
     LoaderError,
     MigrationFailed,
     MigratorError,
@@ -154,15 +153,8 @@ def create(config: BackendConfig) -> LanceBackend:
         storage_options=dict(storage) if isinstance(storage, dict) else None,
         lock_timeout=config.lock_timeout,
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
-        lock_lease=_lease_option(config),
+        lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
     )
-
-
-def _lease_option(config: BackendConfig) -> float:
-    value = config.options.get("lock_lease", DEFAULT_LEASE)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{config.source}: lock_lease must be a positive number of seconds (got {value!r})")
-    return float(value)
 
 
 class LanceBackend:

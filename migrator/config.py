@@ -38,6 +38,7 @@ class BackendConfig:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     backup: bool = False         # back up before a run unless --no-backup
     jobs: int | None = None      # lines migrated in parallel (LanceDB); None: the runner's default
+    lock_lease: float | None = None  # object storage (LanceDB): seconds before a dead holder's lock is taken over
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -217,6 +218,9 @@ def _parse_backend(
     jobs = options.pop("jobs", None)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"{file}: {key}.jobs must be a positive integer")
+    lock_lease = options.pop("lock_lease", None)
+    if lock_lease is not None:
+        lock_lease = _number(lock_lease, file, f"{key}.lock_lease", positive=True)
     if "storage_options" in options:
         if not isinstance(options["storage_options"], dict):
             raise ConfigError(f"{file}: {key}.storage_options must be a table")
@@ -238,6 +242,7 @@ def _parse_backend(
         lock_timeout=lock_timeout,
         backup=backup,
         jobs=jobs,
+        lock_lease=lock_lease,
         options=options,
     )
 
@@ -248,9 +253,11 @@ def _string(value: Any, file: Path, key: str) -> str:
     return value
 
 
-def _number(value: Any, file: Path, key: str) -> float:
+def _number(value: Any, file: Path, key: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-        raise ConfigError(f"{file}: {key} must be a non-negative number of seconds")
+        raise ConfigError(f"{file}: {key} must be a {'positive' if positive else 'non-negative'} number of seconds")
+    if positive and not (0 < value < math.inf):
+        raise ConfigError(f"{file}: {key} must be a positive number of seconds")
     return float(value)
 
 

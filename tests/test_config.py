@@ -160,3 +160,22 @@ def test_s3_uri_is_left_alone(folder: Path) -> None:
     (folder / "migrator.toml").write_text(BASIC + '\n[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\n'
                                           'migrations = "migrations/db"\n')
     assert load_config(folder / "migrator.toml").backends["vec"].location == "s3://b/p"
+
+
+@pytest.mark.parametrize("lease", ["0", "-1", "inf", "nan", '"30"', "true"])
+def test_lock_lease_must_be_a_positive_number_of_seconds(folder: Path, lease: str) -> None:
+    (folder / "migrator.toml").write_text(BASIC + '\n[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\n'
+                                          f'migrations = "migrations/db"\nlock_lease = {lease}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(folder / "migrator.toml")
+    assert str(err.value) == f"{folder / 'migrator.toml'}: backends.vec.lock_lease must be a positive number of seconds"
+
+
+def test_lock_lease_reaches_the_lancedb_adapter(folder: Path) -> None:
+    (folder / "migrator.toml").write_text(BASIC + '\n[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\n'
+                                          'migrations = "migrations/db"\nlock_lease = 2.5\n')
+    from migrator.backends.lancedb import create
+
+    cfg = load_config(folder / "migrator.toml").backends["vec"]
+    assert cfg.lock_lease == 2.5 and "lock_lease" not in cfg.options
+    assert create(cfg).lock_lease == 2.5
