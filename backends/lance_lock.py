@@ -226,12 +226,12 @@ class _LockObject:
         return json.dumps({"state": state, "owner": self.owner, "holder": _holder_line() if state == "held" else "",
                            "lease": self.lease, "beat": self.beats}).encode()
 
-    def create(self) -> _Seen | None:
-        """Put the object if absent; None if it exists."""
+    def create(self) -> tuple[bool, _Seen | None]:
+        """Put the object if absent. (True, the object written) or (False, the object found, None if gone again)."""
         return self._put(self.body("held"), "create")
 
-    def replace(self, seen: _Seen, state: str) -> _Seen | None:
-        """Put over exactly ``seen``; None if the object changed since."""
+    def replace(self, seen: _Seen, state: str) -> tuple[bool, _Seen | None]:
+        """Put over exactly ``seen``. (True, the object written) or (False, the object found instead)."""
         return self._put(self.body(state), seen.mode)
 
     def read(self) -> _Seen | None:
@@ -249,21 +249,21 @@ class _LockObject:
         meta = got.meta
         return _Seen(str(meta["e_tag"]), meta.get("version"), body if isinstance(body, dict) else {})
 
-    def _put(self, payload: bytes, mode: Any) -> _Seen | None:
+    def _put(self, payload: bytes, mode: Any) -> tuple[bool, _Seen | None]:
         try:
             result = self._obstore.put(self.store, LOCK_NAME, payload, mode=mode)
         except self._conflicts:
             # A put that reached the store but whose answer was lost is retried by the client and then fails its
             # own condition: the object holds exactly this payload (owner and beat count are unique) if so.
             seen = self.read()
-            return seen if seen is not None and seen.body == json.loads(payload) else None
+            return seen is not None and seen.body == json.loads(payload), seen
         except Exception as exc:
             raise self._unavailable("write", exc) from exc
         etag = result.get("e_tag")
         if not etag:
             raise BackendUnavailable(f"{self.where}: the object store returned no etag for {LOCK_NAME}; "
                                      "it cannot hold a migration lock")
-        return _Seen(str(etag), result.get("version"), json.loads(payload))
+        return True, _Seen(str(etag), result.get("version"), json.loads(payload))
 
     def _unavailable(self, verb: str, exc: BaseException) -> BackendUnavailable:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -278,20 +278,18 @@ def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_L
     mine = _acquire(lock, timeout)
     held = Lease(where)
     stop = threading.Event()
-    state = {"seen": mine}
-    guard = threading.Lock()
 
     def beat() -> None:
+        nonlocal mine
         while not stop.wait(lease / 3):
-            with guard:
-                try:
-                    renewed = lock.replace(state["seen"], "held")
-                except BackendUnavailable:
-                    continue  # a transient store error: the next beat tries again within the lease
-                if renewed is None:
-                    held.lose(f"another process took {LOCK_NAME} over after {lease:g} s without a heartbeat")
-                    return
-                state["seen"] = renewed
+            try:
+                renewed, now = lock.replace(mine, "held")
+            except BackendUnavailable:
+                continue  # a transient store error: the next beat tries again within the lease
+            if not renewed or now is None:
+                held.lose(f"another process took {LOCK_NAME} over after {lease:g} s without a heartbeat")
+                return
+            mine = now
 
     thread = threading.Thread(target=beat, name="migrator-lock-heartbeat", daemon=True)
     thread.start()
@@ -303,14 +301,13 @@ def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_L
         raise
     finally:
         stop.set()
-        thread.join()
+        thread.join()  # no beat runs from here on: ``mine`` is the object as this process last wrote it
         if not held.lost:
-            with guard:
-                try:
-                    if lock.replace(state["seen"], "free") is None:
-                        held.lose(f"another process took {LOCK_NAME} over")
-                except BackendUnavailable:
-                    pass  # left held: waiters take it over after one lease
+            try:
+                if not lock.replace(mine, "free")[0]:
+                    held.lose(f"another process took {LOCK_NAME} over")
+            except BackendUnavailable:
+                pass  # left held: waiters take it over after one lease
         if not failed:
             held.check("it happened while the last migration ran")
 
@@ -320,19 +317,18 @@ def _acquire(lock: _LockObject, timeout: float) -> _Seen:
     delay = 0.05
     watched: tuple[str, float] | None = None  # (etag, when this process first saw it)
     while True:
-        created = lock.create()
-        if created is not None:
-            return created
-        seen = lock.read()
+        created, seen = lock.create()
+        if created and seen is not None:
+            return seen
         if seen is not None:
             now = time.monotonic()
             lease = _number(seen.body.get("lease"), lock.lease)
             if watched is None or watched[0] != seen.etag:
                 watched = (seen.etag, now)
             if seen.body.get("state") == "free" or now - watched[1] >= lease:
-                taken = lock.replace(seen, "held")
-                if taken is not None:
-                    return taken
+                taken, mine = lock.replace(seen, "held")
+                if taken and mine is not None:
+                    return mine
                 watched = None
             elif now >= deadline:
                 holder = str(seen.body.get("holder") or "holder unknown")

@@ -66,11 +66,12 @@ def closing_row(db: Any, intent: Row) -> Row:
 def settle(db: Any, books: Bookkeeping, report: Report) -> None:
     """Close every interrupted rollback (finishing an interrupted drop). Run under the migration lock."""
     rows = books.read(db) or []
+    records, started = records_by_version(rows), starts(rows)
     for intent in open_reverts(rows):
         table_name = intent.table
         row = closing_row(db, intent)
-        record = records_by_version(rows).get((intent.table, intent.version))
-        _, start = before_migration(starts(rows), record) if record is not None else (False, 0)
+        record = records.get((intent.table, intent.version))
+        _, start = before_migration(started, record) if record is not None else (False, 0)
         if row.event == EVENT_ROLLED_BACK and start is None and open_table(db, table_name) is not None:
             db.drop_table(table_name)
             row = replace(row, lance_version=None)
