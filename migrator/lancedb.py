@@ -17,7 +17,7 @@ Migration files import from here::
 This module is light on purpose: importing it imports neither ``lancedb`` nor
 ``pyarrow`` (the core imports it to scaffold files and must stay fast). The
 helpers below that need them import their implementation
-(``migrator.backends.lance_*``) on first call.
+(``migrator.backends.lancedb.*``) on first call.
 
 Rules of a migration function
 -----------------------------
@@ -31,7 +31,7 @@ Rules of a migration function
 * Migrations have no ``down``: a failed migration's table is restored to its
   Lance version from before the migration (time travel), and ``migrator
   rollback`` undoes applied ones the same way (see
-  :mod:`migrator.backends.lance_rollback`).
+  :mod:`migrator.backends.lancedb.rollback`).
 
 Indices
 -------
@@ -407,7 +407,7 @@ def recreate_table(
     (``retries`` times), then :class:`ConcurrentWriteError`. ``schema=None``
     keeps the old schema (or takes the transform's output schema).
     """
-    result: RecreateResult = _impl("lance_recreate").recreate_table(
+    result: RecreateResult = _impl("lancedb.recreate").recreate_table(
         db, name, schema=schema, transform=transform, batch_size=batch_size, retries=retries,
         allow_row_count_change=allow_row_count_change, report=report)
     return result
@@ -420,13 +420,13 @@ def ensure_indices(db: Any, name: str, indices: Sequence[Index] | None = None,
     Call it after bulk-loading a table whose vector index was deferred for lack
     of training rows.
     """
-    built: list[str] = _impl("lance_indices").ensure_table_indices(db, name, indices, report)
+    built: list[str] = _impl("lancedb.indices").ensure_table_indices(db, name, indices, report)
     return built
 
 
 def create_index(db: Any, name: str, index: Index, report: Report | None = None) -> None:
     """Create (or replace) ``index`` on table ``name`` now and record its parameters for rebuilds."""
-    _impl("lance_indices").create_recorded_index(db, name, index, report)
+    _impl("lancedb.indices").create_recorded_index(db, name, index, report)
 
 
 def add_columns(db: Any, name: str, fields: Any) -> int:
@@ -434,37 +434,37 @@ def add_columns(db: Any, name: str, fields: Any) -> int:
 
     Returns the table's new Lance version.
     """
-    version: int = _impl("lance_evolve").add_columns(db, name, fields)
+    version: int = _impl("lancedb.evolve").add_columns(db, name, fields)
     return version
 
 
 def add_column_from_sql(db: Any, name: str, column: str, expression: str) -> int:
     """Add ``column`` computed by an SQL ``expression`` over the row (O(rows), new column only)."""
-    version: int = _impl("lance_evolve").add_column_from_sql(db, name, column, expression)
+    version: int = _impl("lancedb.evolve").add_column_from_sql(db, name, column, expression)
     return version
 
 
 def rename_column(db: Any, name: str, old: str, new: str) -> int:
     """Rename a column (O(1)); recorded index specs follow the new name."""
-    version: int = _impl("lance_evolve").rename_column(db, name, old, new)
+    version: int = _impl("lancedb.evolve").rename_column(db, name, old, new)
     return version
 
 
 def make_nullable(db: Any, name: str, column: str) -> int:
     """Let ``column`` hold nulls (O(1))."""
-    version: int = _impl("lance_evolve").make_nullable(db, name, column)
+    version: int = _impl("lancedb.evolve").make_nullable(db, name, column)
     return version
 
 
 def drop_columns(db: Any, name: str, columns: Sequence[str]) -> int:
     """Drop columns (O(1)); their recorded index specs are forgotten."""
-    version: int = _impl("lance_evolve").drop_columns(db, name, list(columns))
+    version: int = _impl("lancedb.evolve").drop_columns(db, name, list(columns))
     return version
 
 
 def table_stamp(db: Any, name: str) -> int | None:
     """The migration version stamped in table ``name``'s schema metadata (None: no stamp or no table)."""
-    stamp: int | None = _impl("lance_common").stamp_of_table(db, name)
+    stamp: int | None = _impl("lancedb.common").stamp_of_table(db, name)
     return stamp
 
 

@@ -12,9 +12,9 @@ import pytest
 from lance_scripts.testlib import backend, by_line, index_names, pending, upgrade, write_files
 
 from migrator.backends.base import Backend
-from migrator.backends.lance_bookkeeping import EVENT_STARTED, Bookkeeping, Row, now_ms
-from migrator.backends.lance_lock import LOCK_NAME
 from migrator.backends.lancedb import LanceBackend, LanceStep, create
+from migrator.backends.lancedb.bookkeeping import EVENT_STARTED, Bookkeeping, Row, now_ms
+from migrator.backends.lancedb.lock import LOCK_NAME
 from migrator.config import BackendConfig
 from migrator.errors import LoaderError, LockTimeout, MigrationFailed
 from migrator.lancedb import table_stamp

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pytest
 from lance_scripts.testlib import backend, by_line, index_names, memo_rows, upgrade, write_files
 
-from migrator.backends.lance_common import (
+from migrator.backends.lancedb.common import (
     CURRENT,
     META_ATTEMPT,
     META_INDICES,

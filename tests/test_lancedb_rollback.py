@@ -13,7 +13,7 @@ from lance_scripts.testlib import backend, by_line
 from lancedb.index import BTree
 
 from conftest import Project, lance_project
-from migrator.backends.lance_bookkeeping import EVENT_REVERTING, Bookkeeping, Row, now_ms
+from migrator.backends.lancedb.bookkeeping import EVENT_REVERTING, Bookkeeping, Row, now_ms
 from migrator.lancedb import table_stamp
 from migrator.model import Direction
 

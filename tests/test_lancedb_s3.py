@@ -1,7 +1,7 @@
 """LanceDB on object storage (a real S3 API, moto's server): the demo, the leased migration lock, eight processes.
 
 The lock on object storage is a leased object written only with conditional
-puts (migrator/backends/lance_lock.py). These tests hold it from several
+puts (migrator/backends/lancedb/lock.py). These tests hold it from several
 processes and threads, kill its holder with SIGKILL, and take it away from a
 live holder, against the real S3 protocol.
 """
@@ -24,8 +24,8 @@ import pytest
 from lance_scripts.testlib import by_line, upgrade
 from s3 import SECRET, S3Bucket
 
-from migrator.backends.lance_lock import LOCK_NAME, object_lock, object_store_for
 from migrator.backends.lancedb import LanceBackend
+from migrator.backends.lancedb.lock import LOCK_NAME, object_lock, object_store_for
 from migrator.errors import BackendUnavailable, LockLost, LockTimeout
 from migrator.lancedb import table_stamp
 from migrator.model import Direction

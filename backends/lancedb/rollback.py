@@ -32,8 +32,8 @@ from typing import Any
 from migrator.errors import IrreversibleMigration, MigrationFailed
 from migrator.model import Migration
 
-from .base import Report
-from .lance_bookkeeping import (
+from ..base import Report
+from .bookkeeping import (
     EVENT_FAILED,
     EVENT_REVERTING,
     EVENT_ROLLED_BACK,
@@ -46,7 +46,7 @@ from .lance_bookkeeping import (
     starts,
     why_irreversible,
 )
-from .lance_common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
+from .common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
 
 __all__ = ["closing_row", "revert", "settle"]
 
@@ -114,9 +114,8 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             raise MigrationFailed(f"{label}: {name} {what}; nothing was changed (to discard them: {by_hand})",
                                   backend=backend, line=name, version=version)
     attempt = uuid.uuid4().hex
-    books.append(db, [Row(name, version, now_ms(), EVENT_REVERTING, record.description, record.checksum,
-                          lance_version=int(table.version) if table is not None else None, attempt=attempt,
-                          detail="drop the table" if start is None else f"restore Lance version {start}")])
+    books.reverting(db, record, lance_version=int(table.version) if table is not None else None, attempt=attempt,
+                    detail="drop the table" if start is None else f"restore Lance version {start}")
     try:
         if table is not None and start is None:
             dataset = table.to_lance()
@@ -127,8 +126,7 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             table.restore(start)
             report(f"restored {name} to Lance version {start}, from before v{version}")
     except Exception as exc:
-        closing = closing_row(db, Row(name, version, now_ms(), EVENT_REVERTING, record.description, record.checksum,
-                                      attempt=attempt))
+        closing = closing_row(db, replace(record, event=EVENT_REVERTING, attempt=attempt))
         if closing.event == EVENT_FAILED:
             books.append(db, [closing])
             state = f"{name} unchanged"
@@ -137,6 +135,5 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
         raise MigrationFailed(scrub(f"{label}: rolling back failed: {type(exc).__name__}: {exc}; {state}"),
                               backend=backend, line=name, version=version) from exc
     restored = open_table(db, name)
-    books.append(db, [Row(name, version, now_ms(), EVENT_ROLLED_BACK, record.description, record.checksum,
-                          duration_ms=int((time.perf_counter() - started) * 1000),
-                          lance_version=int(restored.version) if restored is not None else None, attempt=attempt)])
+    books.rolled_back(db, record, duration_ms=int((time.perf_counter() - started) * 1000),
+                      lance_version=int(restored.version) if restored is not None else None, attempt=attempt)

@@ -56,9 +56,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrator.errors import BackendUnavailable
-from migrator.model import AppliedMigration
+from migrator.model import AppliedMigration, Migration
 
-from .lance_common import open_table, retry
+from .common import open_table, retry
 
 EVENT_APPLIED = "applied"
 EVENT_STAMPED = "stamped"
@@ -237,6 +237,11 @@ def open_intents(rows: Sequence[Row]) -> dict[tuple[str, int], Intent]:
     }
 
 
+def _row(migration: Migration, event: str, **fields: Any) -> Row:
+    return Row(table=migration.line, version=migration.version, at_ms=now_ms(), event=event,
+               description=migration.name, checksum=migration.checksum, **fields)
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -305,6 +310,47 @@ class Bookkeeping:
             records = [{k: v for k, v in row.record().items() if k in disk.names} for row in rows]
             data = pa.Table.from_pylist(records, schema=disk)
             retry(lambda: table.add(data), what=f"append to {self.name}")
+
+    # -- the verbs: each writes its rows in one append commit and returns them --------------------------------
+
+    def started(self, db: Any, migration: Migration, *, lance_version: int | None, attempt: str) -> Row:
+        """The intent, before the function runs: the table's Lance version then (None: no table yet)."""
+        return self._one(db, _row(migration, EVENT_STARTED, lance_version=lance_version, attempt=attempt))
+
+    def applied(self, db: Any, migration: Migration, *, duration_ms: int, lance_version: int | None, attempt: str,
+                detail: str | None = None) -> Row:
+        """The migration's data and stamp are committed: the table's Lance version after it."""
+        return self._one(db, _row(migration, EVENT_APPLIED, duration_ms=duration_ms, lance_version=lance_version,
+                                  attempt=attempt, detail=detail))
+
+    def failed(self, db: Any, migration: Migration, *, duration_ms: int, lance_version: int | None, attempt: str,
+               detail: str) -> Row:
+        """The migration raised (its table restored): the table's Lance version after the restore."""
+        return self._one(db, _row(migration, EVENT_FAILED, duration_ms=duration_ms, lance_version=lance_version,
+                                  attempt=attempt, detail=detail))
+
+    def stamped(self, db: Any, stamps: Sequence[tuple[Migration, int | None]]) -> list[Row]:
+        """Migrations recorded without running (``migrator stamp``), each with its table's Lance version."""
+        rows = [_row(m, EVENT_STAMPED, lance_version=lance_version, detail="stamped without running")
+                for m, lance_version in stamps]
+        self.append(db, rows)
+        return rows
+
+    def reverting(self, db: Any, record: Row, *, lance_version: int | None, attempt: str, detail: str) -> Row:
+        """A rollback's intent, before the restore: the table's Lance version then."""
+        return self._one(db, Row(record.table, record.version, now_ms(), EVENT_REVERTING, record.description,
+                                 record.checksum, lance_version=lance_version, attempt=attempt, detail=detail))
+
+    def rolled_back(self, db: Any, record: Row, *, duration_ms: int, lance_version: int | None,
+                    attempt: str) -> Row:
+        """A rollback done: the table's Lance version after the restore (None: dropped)."""
+        return self._one(db, Row(record.table, record.version, now_ms(), EVENT_ROLLED_BACK, record.description,
+                                 record.checksum, duration_ms=duration_ms, lance_version=lance_version,
+                                 attempt=attempt))
+
+    def _one(self, db: Any, row: Row) -> Row:
+        self.append(db, [row])
+        return row
 
     def rechecksum(self, db: Any, checksums: dict[tuple[str, int], str]) -> int:
         """Append a copy of each version's current record with a new checksum (``validate --repair``).

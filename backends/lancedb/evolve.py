@@ -11,8 +11,8 @@ from typing import Any
 
 from migrator.lancedb import Index
 
-from .lance_common import metadata_of, open_table, recorded_indices
-from .lance_indices import record
+from .common import metadata_of, open_table, recorded_indices
+from .indices import record
 
 
 def _table(db: Any, name: str) -> Any:

@@ -40,7 +40,7 @@ from typing import Any
 
 from migrator.lancedb import ConcurrentWriteError, Index, RecreateResult
 
-from .lance_common import (
+from .common import (
     CURRENT,
     META_ATTEMPT,
     META_INDICES,
@@ -61,7 +61,7 @@ from .lance_common import (
     recorded_indices,
     stamp_of,
 )
-from .lance_indices import column_fits, ensure, existing_specs, record
+from .indices import column_fits, ensure, existing_specs, record
 
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 

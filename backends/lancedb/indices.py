@@ -2,7 +2,7 @@
 
 ``list_indices()`` tells an index's name, type and column but not its IVF/PQ
 training parameters, so migrator records the specs it builds in the table's
-schema metadata (``migrator.indices``, see :mod:`.lance_common`). Indices that
+schema metadata (``migrator.indices``, see :mod:`.common`). Indices that
 someone else created are rebuilt from what Lance reports (type, metric, PQ
 sub-vectors and bits, HNSW and FTS settings), with Lance defaults for the rest.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from migrator.lancedb import Index
 
-from .lance_common import (
+from .common import (
     META_INDICES,
     Report,
     indices_json,

@@ -11,20 +11,22 @@ Bookkeeping
     ``table_migrations`` (or the configured ``version_table``), an append-only
     event log whose first three columns are the TypeScript seed's; its layout
     and the adoption of seed databases are described in
-    :mod:`migrator.backends.lance_bookkeeping`.
+    :mod:`migrator.backends.lancedb.bookkeeping` (written through its verbs:
+    ``started``, ``applied``, ``failed``, ``stamped``, ``reverting``, ``rolled_back``).
 
 Stamps
     Each data table carries the migration version its data is at in its
     schema metadata (``migrator.version``), with the specs of the indices
     migrator keeps on it (``migrator.indices``); see
-    :mod:`migrator.backends.lance_common`.
+    :mod:`migrator.backends.lancedb.common`.
 
 Applying one migration (table T, version N)
     1. Read the bookkeeping and T's stamp.
+    (Steps 2 and 3 are :mod:`.recovery`'s named cases: ``classify`` picks one, ``_apply`` acts on it.)
     2. If T's stamp is already N, the data got there before the bookkeeping
        did (a crash after ``recreate_table``'s overwrite, whose commit
        carries the stamp, or after the stamp commit; or an unstamp): check the unfinished
-       recreation against other writers (:func:`.lance_recreate.audit_overwrite`),
+       recreation against other writers (:func:`.recreate.audit_overwrite`),
        build the missing indices, write the stamp and the ``applied`` row —
        **without running the function (or the transform) again**.
     3. If an earlier run of T vN left a ``started`` row and no end (a crash
@@ -61,7 +63,7 @@ Concurrency
     :meth:`LanceBackend.lock` holds ``<uri>/.migrator-lock`` for the whole run:
     an ``fcntl.flock`` in a local folder, a leased object written with
     conditional puts on object storage (``s3://``, ``gs://``, ``az://``); see
-    :mod:`migrator.backends.lance_lock`. Lance's conditional commits guard each
+    :mod:`migrator.backends.lancedb.lock`. Lance's conditional commits guard each
     single commit underneath, and ``recreate_table`` detects overwritten
     appends by writers that do not take the lock (the application).
 """
@@ -89,37 +91,30 @@ from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
-from .base import Capabilities, Report
-from .lance_bookkeeping import (
-    EVENT_APPLIED,
-    EVENT_FAILED,
-    EVENT_STAMPED,
-    EVENT_STARTED,
+from ..base import Capabilities, Report
+from .bookkeeping import (
     Bookkeeping,
     Intent,
-    Row,
     derive_applied,
-    now_ms,
     open_intents,
     open_reverts,
 )
-from .lance_common import (
+from .common import (
     CURRENT,
     META_ATTEMPT,
     META_SOURCE,
     META_VERSION,
     MigrationContext,
-    commits,
     describe,
     metadata_of,
     open_table,
     recorded_indices,
     stamp_of,
 )
-from .lance_indices import ensure, merge_specs, record
-from .lance_lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
-from .lance_recreate import audit_overwrite
-from .lance_rollback import closing_row, revert, settle
+from .indices import ensure, merge_specs, record
+from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
+from .recovery import Recovery, classify, observe
+from .rollback import closing_row, revert, settle
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -331,13 +326,11 @@ class LanceBackend:
             return
         self.prepare()
         db = self._connect()
-        rows = []
+        stamps = []
         for migration in migrations:
             table = open_table(db, migration.line)
-            rows.append(Row(migration.line, migration.version, now_ms(), EVENT_STAMPED, migration.name,
-                            migration.checksum, lance_version=int(table.version) if table is not None else None,
-                            detail="stamped without running"))
-        self._books.append(db, rows)
+            stamps.append((migration, int(table.version) if table is not None else None))
+        self._books.stamped(db, stamps)
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:
         if not migrations or not self.applied():
@@ -382,7 +375,7 @@ class LanceBackend:
     def lock(self, timeout: float) -> Iterator[None]:
         """Hold the database's migration lock: a flock in a local folder, a leased object on object storage.
 
-        See :mod:`migrator.backends.lance_lock`. On object storage, :meth:`apply` checks before each migration that
+        See :mod:`migrator.backends.lancedb.lock`. On object storage, :meth:`apply` checks before each migration that
         the lease was not lost.
         """
         where = f"{self.name} (lancedb at {self.location})"
@@ -439,27 +432,72 @@ class LanceBackend:
             return self._table_locks.setdefault(table, threading.Lock())
 
     def _apply(self, db: Any, migration: Migration, step: LanceStep, report: Report) -> AppliedMigration:
+        """Recover what an earlier run left half done (:mod:`.recovery`), then run the migration."""
         started = time.perf_counter()
         rows = self._books.read(db) or []
         intent = open_intents(rows).get((step.table, step.version))
         table = open_table(db, step.table)
-        meta = metadata_of(table.schema) if table is not None else {}
-        stamp = stamp_of(meta)
-        if table is not None and stamp == step.version:
-            done = self._finish_committed(db, migration, step, table, meta, stamp, intent, report, started)
-            if done is not None:
-                return done
-            # None: the other writer's version is back, the migration runs again on top of it
-        elif intent is not None:
-            self._undo_interrupted(db, migration, step, table, intent, report)
+        seen = observe(table, step.version, intent)
+        name, label, version = step.table, migration.label, step.version
+        start = intent.start_version if intent is not None else None
+        match classify(seen):
+            case Recovery.FINISH | Recovery.FINISH_UNCHECKED as how:
+                if how is Recovery.FINISH_UNCHECKED:
+                    report("the interrupted recreation's commit is no longer in the table's history; "
+                           "cannot check it against other writers")
+                return self._finish_committed(db, migration, step, seen.stamp, intent, report, started)
+            case Recovery.REFUSE_HIDDEN:
+                assert seen.audit is not None
+                raise MigrationFailed(
+                    f"{label}: an interrupted recreation (Lance version {seen.audit.data_version}) had hidden "
+                    f"rows committed by another writer ({describe(seen.audit.lost)}), and the table changed again "
+                    f"since ({describe(seen.audit.after)}); restore by hand (table.restore(version)) and run again",
+                    backend=self.name, line=name, version=version)
+            case Recovery.RESTORE_HIDDEN:
+                assert table is not None and seen.audit is not None and seen.audit.data_version is not None
+                table.restore(seen.audit.data_version - 1)
+                report(f"an interrupted recreation had hidden rows another writer committed "
+                       f"({describe(seen.audit.lost)}); restored their version {seen.audit.data_version - 1}, "
+                       f"running {label} again")
+            case Recovery.RERUN_NO_TABLE:
+                report(f"an interrupted run of {label} left no table (it had Lance version {start}); "
+                       "running it again")
+            case Recovery.REFUSE_CREATED:
+                raise MigrationFailed(
+                    f"{label}: an interrupted run created {name}, and rows were appended to it since "
+                    f"({describe(seen.appends)}); migrator cannot tell its writes from other writers' — check the "
+                    f"table, drop it or stamp the migration by hand, and run again",
+                    backend=self.name, line=name, version=version)
+            case Recovery.DROP_THEN_RUN:
+                db.drop_table(name)
+                report(f"an interrupted run of {label} had created the table; dropped it to run again")
+            case Recovery.RERUN_UNCHANGED:
+                report(f"an earlier run of {label} was interrupted before it changed the table; running it "
+                       "again")
+            case Recovery.RERUN_KEEP_APPENDS:
+                report(f"an earlier run of {label} was interrupted; the commits since it started only "
+                       f"add rows ({describe(seen.appends)}) and are kept; running it again")
+            case Recovery.REFUSE_MIXED:
+                raise MigrationFailed(
+                    f"{label}: an interrupted run changed {name} ({describe(seen.changes)}) and rows were appended "
+                    f"since it started ({describe(seen.appends)}); migrator cannot tell its writes from other "
+                    f"writers' — restore the table by hand (table.restore(version); it was at Lance version {start} "
+                    f"before) and run again",
+                    backend=self.name, line=name, version=version)
+            case Recovery.RESTORE_THEN_RUN:
+                assert table is not None
+                table.restore(start)
+                report(f"an earlier run of {label} was interrupted after committing {describe(seen.changes)}; "
+                       f"restored Lance version {start} to run it again")
+            case Recovery.RUN:
+                pass
         return self._run(db, migration, step, report, started)
 
     def _run(self, db: Any, migration: Migration, step: LanceStep, report: Report, started: float) -> AppliedMigration:
         table = open_table(db, step.table)
         start_version = int(table.version) if table is not None else None
         attempt = uuid.uuid4().hex
-        self._books.append(db, [Row(step.table, step.version, now_ms(), EVENT_STARTED, step.description,
-                                    migration.checksum, lance_version=start_version, attempt=attempt)])
+        self._books.started(db, migration, lance_version=start_version, attempt=attempt)
         ctx = MigrationContext(table=step.table, version=step.version, label=migration.label, report=report,
                                attempt=attempt, start_version=start_version)
         try:
@@ -483,10 +521,9 @@ class LanceBackend:
     def _record(self, db: Any, migration: Migration, step: LanceStep, attempt: str, started: float,
                 lance_version: int | None, detail: str | None = None) -> AppliedMigration:
         duration = int((time.perf_counter() - started) * 1000)
-        row = Row(step.table, step.version, now_ms(), EVENT_APPLIED, step.description, migration.checksum,
-                  duration_ms=duration, lance_version=lance_version, attempt=attempt, detail=detail)
         try:
-            self._books.append(db, [row])
+            row = self._books.applied(db, migration, duration_ms=duration, lance_version=lance_version,
+                                      attempt=attempt, detail=detail)
         except Exception as exc:
             raise MigrationFailed(self._scrub(
                 f"{migration.label}: the data reached v{step.version} (stamped in {step.table}'s schema metadata) "
@@ -514,28 +551,9 @@ class LanceBackend:
         table.checkout_latest()
         return int(table.version)
 
-    def _finish_committed(self, db: Any, migration: Migration, step: LanceStep, table: Any, meta: dict[str, str],
-                          stamp: int, intent: Intent | None, report: Report,
-                          started: float) -> AppliedMigration | None:
-        """The data is already at ``step.version``: finish without running. None: run it after all."""
-        name = step.table
-        audit = audit_overwrite(table, meta) if stamp == step.version else None
-        if audit is not None and audit.data_version is None:
-            report("the interrupted recreation's commit is no longer in the table's history; "
-                   "cannot check it against other writers")
-        elif audit is not None and audit.lost:
-            if audit.after:
-                raise MigrationFailed(
-                    f"{migration.label}: an interrupted recreation (Lance version {audit.data_version}) had hidden "
-                    f"rows committed by another writer ({describe(audit.lost)}), and the table changed again "
-                    f"since ({describe(audit.after)}); restore by hand (table.restore(version)) and run again",
-                    backend=self.name, line=name, version=step.version)
-            assert audit.data_version is not None
-            table.restore(audit.data_version - 1)
-            report(f"an interrupted recreation had hidden rows another writer committed "
-                   f"({describe(audit.lost)}); restored their version {audit.data_version - 1}, running "
-                   f"{migration.label} again")
-            return None
+    def _finish_committed(self, db: Any, migration: Migration, step: LanceStep, stamp: int | None,
+                          intent: Intent | None, report: Report, started: float) -> AppliedMigration:
+        """The data is already at ``step.version`` (:attr:`.Recovery.FINISH`): finish without running."""
         report(f"data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
                f"indices and the bookkeeping without running {migration.label} again")
         try:
@@ -543,55 +561,10 @@ class LanceBackend:
         except Exception as exc:
             raise MigrationFailed(self._scrub(
                 f"{migration.label}: the data is at v{stamp} but finishing its indices failed: "
-                f"{type(exc).__name__}: {exc}"), backend=self.name, line=name, version=step.version) from exc
+                f"{type(exc).__name__}: {exc}"), backend=self.name, line=step.table, version=step.version) from exc
         attempt = intent.attempt if intent is not None else uuid.uuid4().hex
         return self._record(db, migration, step, attempt, started, final_version,
                             detail="completed after an interrupted run; the data commit was already stamped")
-
-    def _undo_interrupted(self, db: Any, migration: Migration, step: LanceStep, table: Any, intent: Intent,
-                          report: Report) -> None:
-        """An earlier run of this migration died midway: put the table back to where it started."""
-        name, label = step.table, migration.label
-        start = intent.start_version
-        if table is None:
-            if start is not None:
-                report(f"an interrupted run of {label} left no table (it had Lance version {start}); "
-                       "running it again")
-            return
-        current = int(table.version)
-        if start is None:
-            history = commits(table.to_lance(), 2, current)
-            appends = [c for c in history if c.operation == "Append"]
-            if appends:
-                raise MigrationFailed(
-                    f"{label}: an interrupted run created {name}, and rows were appended to it since "
-                    f"({describe(appends)}); migrator cannot tell its writes from other writers' — check the "
-                    f"table, drop it or stamp the migration by hand, and run again",
-                    backend=self.name, line=name, version=step.version)
-            db.drop_table(name)
-            report(f"an interrupted run of {label} had created the table; dropped it to run again")
-            return
-        if current == start:
-            report(f"an earlier run of {label} was interrupted before it changed the table; running it "
-                   "again")
-            return
-        history = [c for c in commits(table.to_lance(), start + 1, current) if c.changes_rows]
-        appends = [c for c in history if c.operation == "Append"]
-        others = [c for c in history if c.operation != "Append"]
-        if not others:
-            if appends:
-                report(f"an earlier run of {label} was interrupted; the commits since it started only "
-                       f"add rows ({describe(appends)}) and are kept; running it again")
-            return
-        if appends:
-            raise MigrationFailed(
-                f"{label}: an interrupted run changed {name} ({describe(others)}) and rows were appended since "
-                f"it started ({describe(appends)}); migrator cannot tell its writes from other writers' — restore "
-                f"the table by hand (table.restore(version); it was at Lance version {start} before) and run again",
-                backend=self.name, line=name, version=step.version)
-        table.restore(start)
-        report(f"an earlier run of {label} was interrupted after committing {describe(others)}; "
-               f"restored Lance version {start} to run it again")
 
     def _rollback(self, db: Any, step: LanceStep, ctx: MigrationContext, report: Report) -> str:
         """Undo a failed migration's commits on its table; a note for the error message."""
@@ -626,11 +599,9 @@ class LanceBackend:
                         started: float) -> None:
         try:
             table = open_table(db, step.table)
-            self._books.append(db, [Row(
-                step.table, step.version, now_ms(), EVENT_FAILED, step.description, migration.checksum,
-                duration_ms=int((time.perf_counter() - started) * 1000),
-                lance_version=int(table.version) if table is not None else None, attempt=attempt,
-                detail=self._scrub(f"{type(exc).__name__}: {exc}")[:2000])])
+            self._books.failed(db, migration, duration_ms=int((time.perf_counter() - started) * 1000),
+                               lance_version=int(table.version) if table is not None else None, attempt=attempt,
+                               detail=self._scrub(f"{type(exc).__name__}: {exc}")[:2000])
         except Exception:
             pass
 
