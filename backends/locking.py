@@ -1,0 +1,39 @@
+"""The lock wait, written once: each lock supplies only its ``try_once``.
+
+Used by the SQL adapter's SQLite file lock and PostgreSQL advisory lock; the
+LanceDB locks can adopt it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+FIRST_PAUSE_SECONDS = 0.02
+LONGEST_PAUSE_SECONDS = 0.25
+
+
+def wait_for(
+    try_once: Callable[[], bool],
+    timeout: float,
+    timed_out: Callable[[], BaseException],
+    pause: float = FIRST_PAUSE_SECONDS,
+) -> None:
+    """Call ``try_once`` until it returns True; raise ``timed_out()`` once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not try_once():
+        if time.monotonic() >= deadline:
+            raise timed_out()
+        time.sleep(pause)
+        pause = min(pause * 1.5, LONGEST_PAUSE_SECONDS)
+
+
+def try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without blocking; False when another process holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
