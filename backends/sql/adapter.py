@@ -35,7 +35,7 @@ from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .handle import Handle
 from .lock import advisory_lock, advisory_lock_key, file_lock
-from .messages import cause
+from .messages import cause, printable
 from .steps import Steps
 
 if TYPE_CHECKING:
@@ -214,16 +214,22 @@ class SqlBackend:
         engine = handle.engine()  # a missing driver or a bad URL is reported before the lock file is created
         path = handle.sqlite_path()
         if path is not None:
-            return file_lock(path, timeout, lambda: self._lock_timeout(timeout),
-                             lambda lock_path, exc: handle.path_unusable(lock_path, "create the lock file", exc))
+            return file_lock(
+                path,
+                timeout,
+                lambda lock_path, holder: self._lock_timeout(timeout, lock_path, holder),
+                lambda lock_path, exc: handle.path_unusable(lock_path, "create the lock file", exc),
+            )
         if self.dialect == "postgresql":
             return advisory_lock(engine, advisory_lock_key(self.version_table), timeout,
                                  lambda: self._lock_timeout(timeout), handle.unavailable)
         return contextlib.nullcontext()
 
-    def _lock_timeout(self, timeout: float) -> LockTimeout:
+    def _lock_timeout(self, timeout: float, lock_file: Path | None = None, holder: str = "") -> LockTimeout:
+        held = f"; {printable(str(lock_file))} is held by {printable(holder)}" if lock_file and holder else ""
         return LockTimeout(
             f"{self.name}: database {self.location} is being migrated by another process (waited {timeout:g} s)"
+            f"{held}"
         )
 
     # ------------------------------------------------------------------ closing

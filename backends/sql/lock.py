@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..locking import try_flock, wait_for
+from ..locking import read_holder, try_flock, wait_for, write_holder
 
 
 def advisory_lock_key(version_table: str) -> int:
@@ -20,18 +20,26 @@ def advisory_lock_key(version_table: str) -> int:
 
 
 def lock_file_for(database: Path) -> Path:
-    """The lock file beside a SQLite database file."""
-    return database.with_name(database.name + ".migrator-lock")
+    """The lock file beside a SQLite database file, named after its real path.
+
+    One database reached through a symlink, or as ``x/../app.db``, must get one lock, not one per
+    spelling of its path.
+    """
+    real = Path(os.path.realpath(database))
+    return real.with_name(real.name + ".migrator-lock")
 
 
 @contextlib.contextmanager
 def file_lock(
     database: Path,
     timeout: float,
-    timed_out: Callable[[], BaseException],
+    timed_out: Callable[[Path, str], BaseException],
     unusable: Callable[[Path, OSError], BaseException],
 ) -> Iterator[None]:
-    """An exclusive ``flock`` on the lock file beside ``database``, held while the block runs."""
+    """An exclusive ``flock`` on the lock file beside ``database``, held while the block runs.
+
+    The holder writes who it is into the file; ``timed_out(lock file, holder line)`` makes the error.
+    """
     import fcntl
 
     lock_path = lock_file_for(database)
@@ -41,7 +49,8 @@ def file_lock(
     except OSError as exc:
         raise unusable(lock_path, exc) from None
     try:
-        wait_for(lambda: try_flock(fd), timeout, timed_out)
+        wait_for(lambda: try_flock(fd), timeout, lambda: timed_out(lock_path, read_holder(lock_path)))
+        write_holder(fd)
         try:
             yield
         finally:
