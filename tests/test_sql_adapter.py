@@ -1099,6 +1099,36 @@ def test_lock_on_sqlite_uses_a_sibling_lock_file(make_backend: Any, tmp_path: Pa
     assert not (tmp_path / "app.db").exists()
 
 
+SAME_DATABASE = {
+    # name: (the holder's path, the waiter's path), both relative to tmp_path; data/app.db is the file
+    "symlinked-file-and-dotdot": ("link.db", "x/../data/app.db"),
+    "symlinked-folder-and-dotdot": ("linked/app.db", "x/../data/app.db"),
+    "symlinked-file-and-real-path": ("data/app.db", "link.db"),
+    "dotdot-through-a-symlinked-folder": ("data/app.db", "linked/../data/app.db"),
+}
+
+
+@pytest.mark.parametrize("holder_path, waiter_path", list(SAME_DATABASE.values()), ids=list(SAME_DATABASE))
+def test_lock_on_sqlite_is_one_lock_however_the_path_to_the_database_is_written(
+    make_backend: Any, tmp_path: Path, migrations_dir: Path, holder_path: str, waiter_path: str
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "x").mkdir()
+    sqlite3.connect(tmp_path / "data" / "app.db").close()
+    (tmp_path / "link.db").symlink_to(tmp_path / "data" / "app.db")
+    (tmp_path / "linked").symlink_to(tmp_path / "data", target_is_directory=True)
+    child = hold_lock(f"sqlite:///{tmp_path}/{holder_path}", migrations_dir, 30)
+    try:
+        with pytest.raises(LockTimeout) as info, make_backend(f"sqlite:///{tmp_path}/{waiter_path}").lock(0.5):
+            pass
+    finally:
+        child.kill()
+        child.wait()
+    message = str(info.value)
+    assert "is being migrated by another process" in message
+    assert f"pid {child.pid}" in message  # the holder is named
+
+
 def test_advisory_lock_key_is_stable_and_fits_a_bigint() -> None:
     key = advisory_lock_key("migrations")
     assert key == advisory_lock_key("migrations") != advisory_lock_key("schema_versions")

@@ -1,4 +1,4 @@
-"""The SQL statement splitter (migrator.backends.sqlsplit): statements, line numbers, quoting rules."""
+"""The SQL statement splitter (migrator.backends.sql.split): statements, line numbers, quoting rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrator.backends.sqlsplit import SplitError, Statement, is_no_transaction, split
+from migrator.backends.sql.split import SplitError, Statement, is_no_transaction, split
 
 
 def texts(sql: str, dialect: str = "sqlite") -> list[str]:

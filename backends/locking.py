@@ -1,0 +1,65 @@
+"""The lock wait, written once: each lock supplies only its ``try_once``.
+
+Used by the SQL adapter's SQLite file lock and PostgreSQL advisory lock; the
+LanceDB locks can adopt it too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+FIRST_PAUSE_SECONDS = 0.02
+LONGEST_PAUSE_SECONDS = 0.25
+
+
+def wait_for(
+    try_once: Callable[[], bool],
+    timeout: float,
+    timed_out: Callable[[], BaseException],
+    pause: float = FIRST_PAUSE_SECONDS,
+) -> None:
+    """Call ``try_once`` until it returns True; raise ``timed_out()`` once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not try_once():
+        if time.monotonic() >= deadline:
+            raise timed_out()
+        time.sleep(pause)
+        pause = min(pause * 1.5, LONGEST_PAUSE_SECONDS)
+
+
+def try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without blocking; False when another process holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def holder_line() -> str:
+    """Who holds a lock: written into a lock file by its holder, read back by a process that times out."""
+    return f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
+def write_holder(fd: int) -> None:
+    """Write this process's ``holder_line`` into the lock file ``fd`` it now holds (best effort)."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder_line()}\n".encode(), 0)
+    except OSError:
+        pass
+
+
+def read_holder(path: Path) -> str:
+    """The holder line in the lock file ``path``; empty when there is none (an older migrator holds it)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,218 @@
+"""Migration files of the SQL adapter: discovery (``.py``, ``.up.sql`` + ``.down.sql``) and loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from migrator import loader
+from migrator.errors import LoaderError
+from migrator.model import Migration
+
+from . import split as sqlsplit
+
+if TYPE_CHECKING:
+    from .database import Database
+
+SUFFIXES = (".py", ".up.sql", ".down.sql")
+_DEF_DOWN = re.compile(rb"^def\s+down\s*\(", re.MULTILINE)
+_NOT_TRANSACTIONAL = re.compile(rb"^transactional\s*(?::[^=\n]*)?=\s*False\b", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PythonSource:
+    """A discovered ``.py`` migration, not imported yet."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """A discovered ``.up.sql`` (+ ``.down.sql``) pair, not read yet."""
+
+    up: Path
+    down: Path | None
+
+
+@dataclass(frozen=True)
+class PythonCode:
+    """A loaded Python migration: its ``up`` and ``down`` callables."""
+
+    path: Path
+    up: Callable[[Database], object]
+    down: Callable[[Database], object] | None
+
+
+@dataclass(frozen=True)
+class SqlCode:
+    """A loaded SQL migration: its statements, split, with their line numbers."""
+
+    up_path: Path
+    down_path: Path | None
+    up: tuple[sqlsplit.Statement, ...]
+    down: tuple[sqlsplit.Statement, ...] | None
+    up_transactional: bool = True     # each file may start with "-- migrator: no-transaction"
+    down_transactional: bool = True
+
+
+def discover(migrations_dir: Path) -> list[Migration]:
+    _refuse_undecodable_names(migrations_dir)
+    files = loader.scan(migrations_dir, SUFFIXES)
+    migrations: list[Migration] = []
+    index = 0
+    while index < len(files):
+        group = [files[index]]
+        index += 1
+        while index < len(files) and files[index].version == group[0].version:
+            group.append(files[index])
+            index += 1
+        migrations.append(_migration_from(group))
+    return migrations
+
+
+def _refuse_undecodable_names(migrations_dir: Path) -> None:
+    """A migration file whose name is not UTF-8 could be listed but never recorded: refuse it by name."""
+    try:
+        names = os.listdir(migrations_dir)
+    except OSError:
+        return  # loader.scan reports the folder itself
+    for name in names:
+        if name.startswith((".", "_")) or not name.endswith(SUFFIXES):
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(migrations_dir / name).decode("utf-8", "backslashreplace")
+            raise LoaderError(f"{shown}: the file name is not valid UTF-8; rename the file") from None
+
+
+def _migration_from(group: list[loader.SourceFile]) -> Migration:
+    runnable = [f for f in group if f.kind != ".down.sql"]
+    downs = [f for f in group if f.kind == ".down.sql"]
+    version = group[0].version
+    if len(runnable) > 1:
+        first, second = runnable[0], runnable[1]
+        raise LoaderError(f"duplicate migration version {version}: {first.path} and {second.path}")
+    if not runnable:
+        down = downs[0]
+        stem = down.path.name[: -len(".down.sql")]
+        raise LoaderError(f"{down.path}: has no matching up file (expected {stem}.up.sql)")
+    main = runnable[0]
+    if main.kind == ".py":
+        if downs:
+            raise LoaderError(f"duplicate migration version {version}: {main.path} and {downs[0].path}")
+        source = main.path.read_bytes()
+        return Migration(
+            version=version,
+            name=main.name,
+            path=main.path,
+            checksum=loader.digest(source),
+            reversible=bool(_DEF_DOWN.search(source)),
+            transactional=not _NOT_TRANSACTIONAL.search(source),
+            payload=PythonSource(main.path),
+        )
+    if len(downs) > 1 or (downs and downs[0].name != main.name):
+        other = downs[1] if len(downs) > 1 and downs[0].name == main.name else downs[0]
+        raise LoaderError(f"duplicate migration version {version}: {main.path} and {other.path}")
+    down_path = downs[0].path if downs else None
+    up = main.path.read_bytes()
+    first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    return Migration(
+        version=version,
+        name=main.name,
+        path=main.path,
+        checksum=loader.digest(up, *([] if down_path is None else [down_path.read_bytes()])),
+        reversible=down_path is not None,
+        transactional=not sqlsplit.is_no_transaction(first_line),
+        payload=SqlSource(main.path, down_path),
+    )
+
+
+def load_one(migration: Migration, dialect: str) -> Migration:
+    """``migration`` with its code loaded (Python imported, SQL read and split); refuses what cannot run."""
+    payload = migration.payload
+    if isinstance(payload, (PythonCode, SqlCode)):
+        return migration
+    if payload is None:
+        payload = _source_for(migration.path)
+    if isinstance(payload, PythonSource):
+        module = loader.import_file(payload.path)
+        up = getattr(module, "up", None)
+        if not callable(up):
+            raise LoaderError(f"{payload.path}: defines no up(db) function")
+        down = getattr(module, "down", None)
+        if down is not None and not callable(down):
+            raise LoaderError(f"{payload.path}: down is not a function")
+        transactional = getattr(module, "transactional", True)
+        if not isinstance(transactional, bool):
+            raise LoaderError(f"{payload.path}: transactional must be True or False")
+        return dataclasses.replace(
+            migration,
+            reversible=down is not None,
+            transactional=transactional,
+            payload=PythonCode(payload.path, up, down),
+        )
+    if isinstance(payload, SqlSource):
+        up_text = _read_sql(payload.up)
+        statements = _split(payload.up, up_text, dialect)
+        down_statements = None
+        down_transactional = True
+        if payload.down is not None:
+            down_text = _read_sql(payload.down)
+            down_statements = _split(payload.down, down_text, dialect)
+            down_transactional = not sqlsplit.is_no_transaction(down_text)
+            if down_transactional:
+                _refuse_transaction_control(payload.down, down_statements, dialect)
+        up_transactional = not sqlsplit.is_no_transaction(up_text)
+        if up_transactional:
+            _refuse_transaction_control(payload.up, statements, dialect)
+        return dataclasses.replace(
+            migration,
+            reversible=down_statements is not None,
+            transactional=up_transactional,
+            payload=SqlCode(payload.up, payload.down, statements, down_statements, up_transactional,
+                            down_transactional),
+        )
+    raise LoaderError(f"{migration.path}: not a migration this SQL backend can run")
+
+
+def _refuse_transaction_control(path: Path, statements: Sequence[sqlsplit.Statement], dialect: str) -> None:
+    """A COMMIT or BEGIN in a file that runs in migrator's transaction would split it from its version row."""
+    for number, statement in enumerate(statements, 1):
+        command = sqlsplit.transaction_control(statement.text, dialect)
+        if command is not None:
+            raise LoaderError(
+                f"{path}:{statement.line}: statement {number} is {command}, but the file runs in one "
+                f"transaction with its version row; remove it, or make the first line "
+                f"`{sqlsplit.NO_TRANSACTION_MARKER}` to manage transactions yourself"
+            )
+
+
+def _source_for(path: Path) -> PythonSource | SqlSource:
+    if path.name.endswith(".py"):
+        return PythonSource(path)
+    if path.name.endswith(".up.sql"):
+        down = path.with_name(path.name[: -len(".up.sql")] + ".down.sql")
+        return SqlSource(path, down if down.is_file() else None)
+    raise LoaderError(f"{path}: not a migration file (.py, .up.sql)")
+
+
+def _split(path: Path, text: str, dialect: str) -> tuple[sqlsplit.Statement, ...]:
+    try:
+        return tuple(sqlsplit.split(text, dialect))
+    except sqlsplit.SplitError as exc:
+        raise LoaderError(f"{path}:{exc.line}: {exc.message}") from None
+
+
+def _read_sql(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoaderError(f"{path}: is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise LoaderError(f"{path}: cannot read: {exc.strerror}") from None

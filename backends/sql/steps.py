@@ -1,0 +1,184 @@
+"""Running one migration step: its body and its version row in one transaction, or outside one.
+
+The failure wording of both paths lives here.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from migrator.errors import MigrationFailed
+from migrator.model import DATABASE_LINE, AppliedMigration, Direction, Migration
+
+from ..base import Report
+from . import split as sqlsplit
+from .bookkeeping import VersionTable
+from .database import Database
+from .handle import Handle
+from .messages import StepError, TransactionControlRefused, cause, first_line, line_in
+from .sources import PythonCode, SqlCode
+
+
+class Steps:
+    """Applies loaded migrations of one backend through its handle and version table."""
+
+    def __init__(self, backend: str, handle: Handle, books: VersionTable) -> None:
+        self._backend = backend
+        self._handle = handle
+        self._books = books
+
+    def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
+        """Run a loaded ``migration`` (payload ``PythonCode`` or ``SqlCode``) in ``direction``."""
+        code = migration.payload
+        assert isinstance(code, (PythonCode, SqlCode))
+        what = _what(migration, code, direction)
+        if isinstance(code, SqlCode):
+            transactional = code.up_transactional if direction is Direction.UP else code.down_transactional
+        else:
+            transactional = migration.transactional
+        if not transactional:
+            return self._apply_outside_transaction(migration, code, direction, report, what)
+        return self._apply_in_transaction(migration, code, direction, what)
+
+    def _apply_in_transaction(
+        self, loaded: Migration, code: PythonCode | SqlCode, direction: Direction, what: str
+    ) -> AppliedMigration | None:
+        handle = self._handle
+        conn = handle.fresh_connection()
+        handle.begin_sql = handle.dialect.begin_write
+        try:
+            trans = conn.begin()
+        except sa.exc.DBAPIError as exc:
+            raise self._failed(loaded, f"{what}: cannot start a transaction: {handle.scrub(cause(exc))}") from exc
+        try:
+            started = time.perf_counter()
+            # Python code can reach the driver's connection and end the transaction behind our back;
+            # on PostgreSQL that shows as a new transaction id (SQLite: the driver's in_transaction).
+            xid = handle.transaction_id() if isinstance(code, PythonCode) else None
+            handle.refused = None
+            handle.guarding = True  # the migration's own COMMIT / ROLLBACK / BEGIN is refused (see Handle)
+            try:
+                self._run_body(conn, code, direction)
+            finally:
+                handle.guarding = False
+            duration_ms = round((time.perf_counter() - started) * 1000)
+            if handle.refused is not None:  # refused, but the migration caught the error and went on
+                raise StepError(f"{direction.value}(): {handle.refused}")
+            if (not trans.is_active or not handle.driver_in_transaction(conn)
+                    or (xid is not None and handle.transaction_id() != xid)):
+                raise StepError(
+                    "the migration ended migrator's transaction itself (COMMIT/ROLLBACK), so what it ran before "
+                    "that may stay committed while the version is not recorded; set transactional = False "
+                    f"(or `{sqlsplit.NO_TRANSACTION_MARKER}`) to manage transactions yourself"
+                )
+            record = self._record(conn, loaded, direction, duration_ms)
+            trans.commit()
+        except (Exception, SystemExit) as exc:  # sys.exit() in a migration is that migration's failure
+            handle.abandon(conn, trans)
+            if isinstance(exc, StepError):
+                message = exc.message
+            elif handle.refused is not None and not isinstance(exc, TransactionControlRefused):
+                message = f"{direction.value}(): {handle.refused}"  # caught by the migration, then it went on
+            else:
+                message = _body_failure(code, direction, exc)
+            raise self._failed(loaded, f"{what}: {handle.scrub(message)}") from exc
+        except BaseException:
+            handle.abandon(conn, trans)
+            raise
+        return record
+
+    def _apply_outside_transaction(
+        self, migration: Migration, code: PythonCode | SqlCode, direction: Direction, report: Report, what: str
+    ) -> AppliedMigration | None:
+        handle = self._handle
+        conn = handle.fresh_connection()
+        report(f"{what} runs outside a transaction")
+        handle.begin_sql = None  # SQLite: no BEGIN, every statement commits by itself
+        previous_isolation = None
+        if handle.dialect.autocommit_isolation:
+            previous_isolation = conn.get_isolation_level()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        started = time.perf_counter()
+        try:
+            with conn.begin():
+                self._run_body(conn, code, direction)
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, StepError):
+                message = exc.message
+                kept = (f"statements 1 to {exc.done} stay applied" if exc.done > 1 else
+                        "statement 1 stays applied" if exc.done == 1 else "nothing was applied")
+            else:
+                message = _body_failure(code, direction, exc)
+                kept = "its changes before the error stay applied"
+            if isinstance(code, SqlCode):
+                how = "the file runs without a transaction (-- migrator: no-transaction)"
+            else:
+                how = "the migration runs without a transaction (transactional = False)"
+            version = "is not recorded" if direction is Direction.UP else "stays recorded"
+            raise self._failed(
+                migration, f"{what}: {handle.scrub(message)}; not atomic: {how}, so {kept} and the version {version}"
+            ) from exc
+        finally:
+            if previous_isolation is not None:
+                conn.execution_options(isolation_level=previous_isolation)
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        try:
+            with handle.transaction(write=True) as conn:
+                return self._record(conn, migration, direction, duration_ms)
+        except Exception as exc:
+            why = exc.message if isinstance(exc, StepError) else cause(exc)
+            raise self._failed(migration, f"{what}: ran, but {handle.scrub(why)}") from exc
+
+    def _run_body(self, conn: sa.Connection, code: PythonCode | SqlCode, direction: Direction) -> None:
+        handle = self._handle
+        if isinstance(code, SqlCode):
+            statements = code.up if direction is Direction.UP else code.down
+            assert statements is not None
+            total = len(statements)
+            execute = handle.cursor.execute
+            for number, statement in enumerate(statements, 1):
+                try:
+                    execute(statement.text)
+                except Exception as exc:
+                    why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
+                    raise StepError(
+                        f"statement {number} of {total} (line {statement.line}) failed: {why}",
+                        done=number - 1,
+                    ) from exc
+        else:
+            function = code.up if direction is Direction.UP else code.down
+            assert function is not None
+            function(Database(conn, handle.dialect.name, handle))
+
+    def _record(
+        self, conn: sa.Connection, migration: Migration, direction: Direction, duration_ms: int
+    ) -> AppliedMigration | None:
+        handle = self._handle
+        try:
+            if direction is Direction.DOWN:
+                self._books.remove(conn, handle.cursor, [migration.version])
+                return None
+            return self._books.record(conn, handle.cursor, migration, duration_ms)
+        except Exception as exc:
+            verb = "removing" if direction is Direction.DOWN else "recording"
+            why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
+            raise StepError(f"{verb} version {migration.version} in {self._books.name} failed: {why}") from exc
+
+    def _failed(self, migration: Migration, message: str) -> MigrationFailed:
+        return MigrationFailed(message, backend=self._backend, line=DATABASE_LINE, version=migration.version)
+
+
+def _what(migration: Migration, code: PythonCode | SqlCode, direction: Direction) -> str:
+    if isinstance(code, SqlCode):
+        return f"{migration.label}.{direction.value}.sql"
+    return f"{migration.label}.py"
+
+
+def _body_failure(code: PythonCode | SqlCode, direction: Direction, exc: BaseException) -> str:
+    if isinstance(code, PythonCode):
+        line = line_in(exc, code.path)
+        where = f" at line {line}" if line is not None else ""
+        return f"{direction.value}() failed{where}: {cause(exc)}"
+    return f"failed: {cause(exc)}"
