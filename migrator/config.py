@@ -206,6 +206,12 @@ def _parse_backend(
     else:
         raise ConfigError(f"{file}: missing key {key}.{kind.location_key}")
     location = _absolute_location(kind_name, location, base)
+    if kind_name == "lancedb" and "://" not in location and "?" in location:
+        where = override_var if override_var in env else f"{key}.{kind.location_key}"
+        raise ConfigError(
+            f"{file}: {where}: the LanceDB folder {location} has a '?' in its path, which lance reads as the "
+            "start of a URL query (its tables could not be opened); use a folder without '?'"
+        )
     migrations_key = f"{key}.migrations"
     migrations = base / _expand(_string(raw.get("migrations", f"migrations/{name}"), file, migrations_key),
                                 file, migrations_key, env)

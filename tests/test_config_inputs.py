@@ -66,7 +66,7 @@ def test_a_url_escape_written_by_the_user_keeps_its_url_meaning(tmp_path: Path) 
     assert sa.make_url(location).database == str(tmp_path.resolve() / "my data" / "app.db")
 
 
-@pytest.mark.parametrize("folder", ["a%20b", "q?x", "h#x", "br[ack]et"])
+@pytest.mark.parametrize("folder", ["a%20b", "h#x", "br[ack]et", "sp ace", "ünï©ødé"])
 def test_lancedb_folder_lands_in_a_config_folder_whose_name_looks_like_url_syntax(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], folder: str) -> None:
     root = tmp_path / folder
@@ -89,6 +89,20 @@ def test_lancedb_folder_lands_in_a_config_folder_whose_name_looks_like_url_synta
     assert result.code == 0, result.err
     assert (root / "data" / "lance" / "docs.lance").is_dir()
     assert {p for p in _files_under(tmp_path) if p.parts[0] != folder} == set()
+
+
+def test_a_lancedb_folder_with_a_question_mark_is_refused_before_anything_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # lance's own dataset reader (table.to_lance()) reads a '?' in a local path as a URL query: a table made
+    # there could never be opened again, so the folder is refused, naming file and key
+    root = tmp_path / "q?x"
+    (root / "migrations" / "vec").mkdir(parents=True)
+    (root / "migrator.toml").write_text('[backends.vec]\ntype = "lancedb"\nuri = "data/lance"\n'
+                                        'migrations = "migrations/vec"\n')
+    result = Project(root, "", capsys).cli("upgrade")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "backends.vec.uri" in result.err and "'?'" in result.err
+    assert not (root / "data").exists()
 
 
 # --------------------------------------------------------------------------- `$` forms
