@@ -27,7 +27,7 @@ migrations = "migrations/sqlite"
 # migrations = "migrations/lancedb"
 '''
 
-# Every value pasted into a template is a Python literal made by repr() (or a number, or a checked
+# Every value pasted into a template is a Python literal made by literal() (repr) (or a number, or a checked
 # identifier), so no name or table can break the generated source.
 PY_TEMPLATE = '''\
 {docstring}
@@ -83,6 +83,13 @@ def function_name(stem_name: str) -> str:
     return f"migrate_{stem_name}"
 
 
+def literal(text: str) -> str:
+    """A Python string literal for ``text``: ``repr()``, in double quotes when ``text`` has no quote."""
+    if "'" in text or '"' in text:
+        return repr(text)
+    return f'"{repr(text)[1:-1]}"'
+
+
 def one_line(text: str) -> str:
     """``text`` for a SQL comment: control characters (a newline would end the comment) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -113,8 +120,8 @@ def new_migration(cfg: BackendConfig, name: str, *, sql: bool = False, table: st
             raise UsageError(f"--table {table!r} is not a LanceDB table name (letters, digits, _ - .; "
                              "not starting with . or -)")
         files = {f"{stem}.py": LANCE_TEMPLATE.format(
-            docstring=repr(title), table=repr(table), version=table_version, description=repr(title),
-            func=function_name(stem_name), todo=repr(f"write the migration of {table} to version {table_version}"))}
+            docstring=literal(title), table=literal(table), version=table_version, description=literal(title),
+            func=function_name(stem_name), todo=literal(f"write the migration of {table} to version {table_version}"))}
     elif sql:
         if table:
             raise UsageError("--table is for LanceDB backends")
@@ -123,7 +130,7 @@ def new_migration(cfg: BackendConfig, name: str, *, sql: bool = False, table: st
     else:
         if table:
             raise UsageError("--table is for LanceDB backends")
-        files = {f"{stem}.py": PY_TEMPLATE.format(docstring=repr(title))}
+        files = {f"{stem}.py": PY_TEMPLATE.format(docstring=literal(title))}
     for filename, text in files.items():
         if filename.endswith(".py"):
             compile(text, filename, "exec")  # a template bug must fail here, not in the user's next upgrade
