@@ -164,7 +164,8 @@ def check(state: State, backend: str | None) -> None:
         for line in b.lines:
             for migration in line.pending:
                 where = f"{line.line} " if line.line else ""
-                render.print_line(state.out, f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
+                render.print_line(
+                    state.out, f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
     state.out.print("up to date")

@@ -58,8 +58,9 @@ def secrets_in(url: str) -> list[str]:
 
 # A secret-named key and its separator: `password=`, `"password": `, `'sslpassword': `, `secret_access_key: Some(`
 _SECRET_KEY = re.compile(
-    r"(?<![A-Za-z0-9_\-])(?P<q>[\"']?)(?P<key>[A-Za-z0-9_\-]*(?:password|passwd|passphrase|pwd|secret|token|credentials?"
-    r"|(?:api|access|account|private|session|master)[_\-]?key)[A-Za-z0-9_\-]*)(?P=q)[ \t]*(?:=|:(?!//))[ \t]*(?:Some\()?",
+    r"(?<![A-Za-z0-9_\-])(?P<q>[\"']?)(?P<key>[A-Za-z0-9_\-]*"
+    r"(?:password|passwd|passphrase|pwd|secret|token|credentials?|(?:api|access|account|private|session|master)[_\-]?key)"
+    r"[A-Za-z0-9_\-]*)(?P=q)[ \t]*(?:=|:(?!//))[ \t]*(?:Some\()?",
     re.IGNORECASE,
 )
 _URL_USER = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:")

@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import Project, write_config
 
+from conftest import Project, write_config
 from migrator.config import load_config
 from migrator.errors import ConfigError
 
@@ -124,7 +124,8 @@ def _config(folder: Path, url: str, migrations: str = "migrations/db") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("env", "expected"), [({}, "data"), ({"DATA_DIR": ""}, "data"), ({"DATA_DIR": "/srv"}, "/srv")])
+@pytest.mark.parametrize(("env", "expected"),
+                         [({}, "data"), ({"DATA_DIR": ""}, "data"), ({"DATA_DIR": "/srv"}, "/srv")])
 def test_shell_default_form_expands(tmp_path: Path, env: dict[str, str], expected: str) -> None:
     cfg = load_config(_config(tmp_path, "sqlite:///${DATA_DIR:-data}/app.db"), env=env).backends["db"]
     base = str(tmp_path.resolve()) + "/" if not expected.startswith("/") else "/"

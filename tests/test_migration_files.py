@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import Project, lance_project, write_config
 
 LANCE_FILE = '''\

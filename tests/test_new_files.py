@@ -6,10 +6,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import Project, lance_project, write_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import Project, lance_project, write_config
 from migrator.backends.lancedb import LanceBackend
 from migrator.backends.sql import SqlBackend
 from migrator.config import BackendConfig

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Project, write_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Project, write_config
 from migrator.redact import mask_url, scrub, secrets_in
 
 
