@@ -198,20 +198,16 @@ def _parse_backend(
     if unknown:
         raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend")
     override_var = f"MIGRATOR_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_URL"
+    location_key = f"{key}.{kind.location_key}"
     if override_var in env:  # already an environment value: used as it is, `$` included
         location = env[override_var]
     elif kind.location_key in raw:
-        location_key = f"{key}.{kind.location_key}"
         location = _expand(_string(raw[kind.location_key], file, location_key), file, location_key, env)
     else:
         raise ConfigError(f"{file}: missing key {key}.{kind.location_key}")
     location = _absolute_location(kind_name, location, base)
-    if kind_name == "lancedb" and "://" not in location and "?" in location:
-        where = override_var if override_var in env else f"{key}.{kind.location_key}"
-        raise ConfigError(
-            f"{file}: {where}: the LanceDB folder {location} has a '?' in its path, which lance reads as the "
-            "start of a URL query (its tables could not be opened); use a folder without '?'"
-        )
+    if kind_name == "lancedb":
+        check_lance_folder(location, f"{file}: {override_var if override_var in env else location_key}")
     migrations_key = f"{key}.migrations"
     migrations = base / _expand(_string(raw.get("migrations", f"migrations/{name}"), file, migrations_key),
                                 file, migrations_key, env)
@@ -258,6 +254,16 @@ def _parse_backend(
         lock_lease=lock_lease,
         options=options,
     )
+
+
+def check_lance_folder(location: str, where: str) -> None:
+    """Refuse a local LanceDB folder with ``?`` in its path: lance's dataset reader (``table.to_lance()``)
+    takes it for the start of a URL query, so tables made there could not be opened again."""
+    if "://" not in location and "?" in location:
+        raise ConfigError(
+            f"{where}: the LanceDB folder {location} has a '?' in its path, which lance reads as the start of a "
+            "URL query (its tables could not be opened); use a folder without '?'"
+        )
 
 
 def _string(value: Any, file: Path, key: str) -> str:

@@ -196,3 +196,12 @@ def test_the_url_override_variable_is_used_as_it_is(tmp_path: Path) -> None:
     path = _config(tmp_path, "sqlite:///app.db")
     cfg = load_config(path, env={"MIGRATOR_DB_URL": "postgresql://app:pa$word${X}@db/app"}).backends["db"]
     assert cfg.location == "postgresql://app:pa$word${X}@db/app"
+
+
+def test_the_seed_shaped_manager_refuses_a_lancedb_folder_with_a_question_mark(tmp_path: Path) -> None:
+    from migrator import MigrationManager
+
+    (tmp_path / "migrations").mkdir()
+    with pytest.raises(ConfigError, match=r"MigrationManager: the LanceDB folder .*q\?x.* has a '\?'"):
+        MigrationManager(str(tmp_path / "q?x" / "lance"), tmp_path / "migrations")
+    assert not (tmp_path / "q?x").exists()
