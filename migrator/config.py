@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from migrator.backends import BACKEND_TYPES
 from migrator.errors import ConfigError
-from migrator.redact import mask_url
+from migrator.redact import is_secret_key, mask_url, secrets_in
 
 TOP_LEVEL_KEYS = frozenset({"default_backend", "backends", "lock_timeout"})
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -288,9 +288,11 @@ def _expand(value: str, file: Path, key: str, env: Mapping[str, str]) -> str:
         out.append(value[at:start])
         match = _DOLLAR.match(value, start)
         if match is None:
-            form = _dollar_form(value, start)
+            # in a password (or a secret option) the form itself is not shown: it is part of the secret
+            secret = is_secret_key(key.rsplit(".", 1)[-1]) or bool(secrets_in(value))
+            form = f"a '$' at character {start + 1}" if secret else repr(_dollar_form(value, start))
             raise ConfigError(
-                f"{file}: {key} uses {form!r}, which is not supported (use ${{VAR}} or ${{VAR:-default}}; "
+                f"{file}: {key} uses {form}, which is not supported (use ${{VAR}} or ${{VAR:-default}}; "
                 "write $$ for a literal $)"
             )
         if match["dollar"]:

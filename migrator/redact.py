@@ -56,13 +56,21 @@ def secrets_in(url: str) -> list[str]:
     return found
 
 
+# Names of keys whose values are secrets: password, sslpassword, aws_secret_access_key, api-key, session_token ...
+_SECRET_NAME = (r"[A-Za-z0-9_\-]*(?:password|passwd|passphrase|pwd|secret|token|credentials?"
+                r"|(?:api|access|account|private|session|master)[_\-]?key)[A-Za-z0-9_\-]*")
 # A secret-named key and its separator: `password=`, `"password": `, `'sslpassword': `, `secret_access_key: Some(`
 _SECRET_KEY = re.compile(
-    r"(?<![A-Za-z0-9_\-])(?P<q>[\"']?)(?P<key>[A-Za-z0-9_\-]*"
-    r"(?:password|passwd|passphrase|pwd|secret|token|credentials?|(?:api|access|account|private|session|master)[_\-]?key)"
-    r"[A-Za-z0-9_\-]*)(?P=q)[ \t]*(?:=|:(?!//))[ \t]*(?:Some\()?",
+    rf"(?<![A-Za-z0-9_\-])(?P<q>[\"']?)(?P<key>{_SECRET_NAME})(?P=q)[ \t]*(?:=|:(?!//))[ \t]*(?:Some\()?",
     re.IGNORECASE,
 )
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a key such as ``password``, ``aws_secret_access_key`` or ``api-key`` names a secret."""
+    return re.fullmatch(_SECRET_NAME, name, re.IGNORECASE) is not None
+
+
 _URL_USER = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:")
 _BARE_VALUE = re.compile(r"[^\s,;&)\]}\"']+")
 _VALUE_END = " \t\r\n,;&)]}\"'"

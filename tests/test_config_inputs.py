@@ -169,6 +169,23 @@ def test_any_other_dollar_form_is_refused_naming_file_and_key(tmp_path: Path, fo
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("url", ["postgresql://app:pa$word@db/app", "sqlite:///app.db?password=x$word"])
+def test_an_unsupported_dollar_form_in_a_password_is_not_shown(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"uses a '\$' at character \d+, which is not supported") as info:
+        load_config(_config(tmp_path, url), env={})
+    assert "word" not in str(info.value)
+
+
+def test_an_unsupported_dollar_form_in_a_secret_storage_option_is_not_shown(tmp_path: Path) -> None:
+    (tmp_path / "migrations" / "vec").mkdir(parents=True)
+    path = tmp_path / "migrator.toml"
+    path.write_text('[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\nmigrations = "migrations/vec"\n'
+                    'storage_options = { aws_secret_access_key = "ab$cdef" }\n')
+    with pytest.raises(ConfigError, match=r"storage_options\.aws_secret_access_key uses a '\$' at character 3") as info:
+        load_config(path, env={})
+    assert "cdef" not in str(info.value)
+
+
 def test_an_unsupported_dollar_form_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = _sql_project(tmp_path / "proj", capsys, url="sqlite:///$DATA/app.db")
     result = project.cli("status")
