@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from migrator import render
 from migrator.api import Migrator
@@ -27,8 +26,8 @@ class State:
     def __init__(self, config: str | None, verbose: bool) -> None:
         self.config_path = config
         self.verbose = verbose
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = render.plain_console()
+        self.err = render.plain_console(stderr=True)
         self.renderer = render.EventRenderer(self.out)
         self.secrets: list[str] = []
 
@@ -58,7 +57,7 @@ def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
 def init(state: State) -> None:
     """Scaffold migrator.toml and a migrations folder here."""
     for path in init_project(Path.cwd()):
-        state.out.print(f"created {path}")
+        render.print_line(state.out, f"created {path}")
 
 
 @cli.command()
@@ -70,7 +69,7 @@ def init(state: State) -> None:
 def new(state: State, name: str, backend: str | None, sql: bool, table: str | None) -> None:
     """Create the next migration file."""
     for path in state.migrator().new(name, backend, sql=sql, table=table):
-        state.out.print(f"created {path}")
+        render.print_line(state.out, f"created {path}")
 
 
 @cli.command()
@@ -147,7 +146,7 @@ def validate(state: State, backend: str | None, repair: bool) -> None:
     if repair:
         for name, files in state.migrator().repair(backend).items():
             for file in files:
-                state.out.print(f"{name}: recorded the new checksum of {file}")
+                render.print_line(state.out, f"{name}: recorded the new checksum of {file}")
     found = render.print_issues(state.out, state.migrator().validate(backend))
     if found:
         raise click.exceptions.Exit(EXIT_FAILED)
@@ -165,7 +164,8 @@ def check(state: State, backend: str | None) -> None:
         for line in b.lines:
             for migration in line.pending:
                 where = f"{line.line} " if line.line else ""
-                state.out.print(f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
+                render.print_line(
+                    state.out, f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
     state.out.print("up to date")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator import plan as planning
+from migrator.config import check_lance_folder
 from migrator.events import (
     Event,
     MigrationDone,
@@ -101,6 +102,7 @@ class MigrationManager:
                  lock_timeout: float = 60.0) -> None:
         from migrator.backends.lancedb import LanceBackend
 
+        check_lance_folder(str(uri), "MigrationManager")
         self.dry_run = dry_run
         self._backend = LanceBackend("lancedb", uri, Path(migrations_dir), storage_options=storage_options,
                                      lock_timeout=lock_timeout)

@@ -3,8 +3,10 @@
 Lookup order: an explicit path, then ``MIGRATOR_CONFIG``, then walking up from the
 working directory to the first folder with a ``migrator.toml`` or a
 ``pyproject.toml`` holding ``[tool.migrator]`` (``migrator.toml`` wins).
-Relative paths resolve against the config file's folder; ``${VAR}`` expands from
-the environment; ``MIGRATOR_<NAME>_URL`` overrides a backend's URL / URI.
+Relative paths resolve against the config file's folder; in URLs, URIs, migrations folders
+and storage options ``${VAR}`` and ``${VAR:-default}`` expand from the environment, ``$$`` is a
+literal ``$`` and any other ``$`` is refused; ``MIGRATOR_<NAME>_URL`` overrides a backend's
+URL / URI (its value is used as it is).
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from migrator.backends import BACKEND_TYPES
 from migrator.errors import ConfigError
-from migrator.redact import mask_url
+from migrator.redact import is_secret_key, mask_url, secrets_in
 
 TOP_LEVEL_KEYS = frozenset({"default_backend", "backends", "lock_timeout"})
 DEFAULT_LOCK_TIMEOUT = 60.0
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `$$` (a literal `$`), `${VAR}`, `${VAR:-default}` (VAR unset or empty); any other `$` is refused
+_DOLLAR = re.compile(r"\$(?:(?P<dollar>\$)|\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^$}]|\$\$)*))?\})")
+_SQLITE_URL = re.compile(r"^(?P<scheme>sqlite[a-z0-9+]*:///)(?P<path>[^?]*)(?P<query>\?.*)?$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -193,15 +198,19 @@ def _parse_backend(
     if unknown:
         raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend")
     override_var = f"MIGRATOR_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_URL"
-    if override_var in env:
+    location_key = f"{key}.{kind.location_key}"
+    if override_var in env:  # already an environment value: used as it is, `$` included
         location = env[override_var]
     elif kind.location_key in raw:
-        location = _string(raw[kind.location_key], file, f"{key}.{kind.location_key}")
+        location = _expand(_string(raw[kind.location_key], file, location_key), file, location_key, env)
     else:
         raise ConfigError(f"{file}: missing key {key}.{kind.location_key}")
-    location = _expand(location, file, f"{key}.{kind.location_key}", env)
     location = _absolute_location(kind_name, location, base)
-    migrations = base / _string(raw.get("migrations", f"migrations/{name}"), file, f"{key}.migrations")
+    if kind_name == "lancedb":
+        check_lance_folder(location, f"{file}: {override_var if override_var in env else location_key}")
+    migrations_key = f"{key}.migrations"
+    migrations = base / _expand(_string(raw.get("migrations", f"migrations/{name}"), file, migrations_key),
+                                file, migrations_key, env)
     try:
         exists = migrations.is_dir()
     except (OSError, ValueError) as exc:
@@ -247,6 +256,16 @@ def _parse_backend(
     )
 
 
+def check_lance_folder(location: str, where: str) -> None:
+    """Refuse a local LanceDB folder with ``?`` in its path: lance's dataset reader (``table.to_lance()``)
+    takes it for the start of a URL query, so tables made there could not be opened again."""
+    if "://" not in location and "?" in location:
+        raise ConfigError(
+            f"{where}: the LanceDB folder {location} has a '?' in its path, which lance reads as the start of a "
+            "URL query (its tables could not be opened); use a folder without '?'"
+        )
+
+
 def _string(value: Any, file: Path, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{file}: {key} must be a non-empty string")
@@ -262,24 +281,60 @@ def _number(value: Any, file: Path, key: str, *, positive: bool = False) -> floa
 
 
 def _expand(value: str, file: Path, key: str, env: Mapping[str, str]) -> str:
-    def sub(match: re.Match[str]) -> str:
-        var = match.group(1)
-        if var not in env:
-            raise ConfigError(f"{file}: {key} uses ${{{var}}}, which is not set in the environment")
-        return env[var]
+    """Expand ``${VAR}`` and ``${VAR:-default}``, turn ``$$`` into ``$``; refuse any other ``$`` form."""
+    out: list[str] = []
+    at = 0
+    while (start := value.find("$", at)) != -1:
+        out.append(value[at:start])
+        match = _DOLLAR.match(value, start)
+        if match is None:
+            # in a password (or a secret option) the form itself is not shown: it is part of the secret
+            secret = is_secret_key(key.rsplit(".", 1)[-1]) or bool(secrets_in(value))
+            form = f"a '$' at character {start + 1}" if secret else repr(_dollar_form(value, start))
+            raise ConfigError(
+                f"{file}: {key} uses {form}, which is not supported (use ${{VAR}} or ${{VAR:-default}}; "
+                "write $$ for a literal $)"
+            )
+        if match["dollar"]:
+            out.append("$")
+        else:
+            var = match["var"]
+            if env.get(var):
+                out.append(env[var])
+            elif match["default"] is not None:
+                out.append(match["default"].replace("$$", "$"))
+            elif var in env:
+                out.append("")
+            else:
+                raise ConfigError(f"{file}: {key} uses ${{{var}}}, which is not set in the environment")
+        at = match.end()
+    out.append(value[at:])
+    return "".join(out)
 
-    return _ENV_REF.sub(sub, value)
+
+def _dollar_form(value: str, start: int) -> str:
+    """The unsupported ``$`` form at ``start``, short enough for one line."""
+    if value.startswith("${", start):
+        end = value.find("}", start)
+        return value[start:end + 1] if 0 < end - start < 40 else value[start:start + 12]
+    word = re.match(r"\$[A-Za-z0-9_]*", value[start:])
+    return word.group() if word and len(word.group()) > 1 else value[start:start + 2]
 
 
 def _absolute_location(kind: str, location: str, base: Path) -> str:
-    """Make file locations absolute against the config folder; leave servers and s3:// alone."""
+    """Make file locations absolute against the config folder; leave servers and s3:// alone.
+
+    The config folder's path is inserted into a SQLite URL percent-encoded, so a folder named
+    ``a%20b``, ``q?x`` or ``h#x`` means that folder, never URL syntax (SQLAlchemy decodes it back).
+    The part of the URL the user wrote is URL syntax and is kept as written.
+    """
     if kind == "sql":
-        match = re.match(r"^(sqlite[a-z0-9+]*:///)(.*)$", location)
+        match = _SQLITE_URL.match(location)
         if match:
-            path, sep, query = match.group(2).partition("?")
+            path = match["path"]
             if path and path != ":memory:" and not path.startswith("/") and not path.startswith("file:"):
-                path = str(base / path)
-            return f"{match.group(1)}{path}{sep}{query}"
+                path = f"{quote(str(base), safe='/')}/{path}"
+            return f"{match['scheme']}{path}{match['query'] or ''}"
         return location
     if "://" in location:
         return location

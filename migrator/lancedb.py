@@ -328,7 +328,7 @@ def _attach(fn: Any, table: Any, version: Any, description: Any, indices: Any, e
         problems.append(f"@migration decorates functions, not {type(fn).__name__}")
     if table is None:
         problems.append("@migration needs table=\"<table name>\"")
-    elif not isinstance(table, str) or not TABLE_NAME.match(table):
+    elif not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
         problems.append(f"table={table!r} is not a table name (letters, digits, _ - .)")
     if version is None:
         problems.append("@migration needs version=<positive integer>")

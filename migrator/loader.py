@@ -7,10 +7,12 @@ handled once, here.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,7 +52,10 @@ def parse_name(path: Path, suffix: str) -> tuple[int, str]:
 def scan(folder: Path, suffixes: Iterable[str]) -> list[SourceFile]:
     """Every file in ``folder`` ending with one of ``suffixes`` (longest suffix wins), by version.
 
-    Hidden files, ``__init__.py`` and other files are ignored. Files are not read.
+    Hidden files, ``__init__.py`` and files with other suffixes are ignored. A name with a
+    migration suffix that cannot be read as a file (a dangling symlink, a symlink loop, a
+    folder, a pipe, a file without read permission) is refused by name: skipping it would
+    make a missing migration look applied or absent.
     """
     ordered = sorted(suffixes, key=len, reverse=True)
     if not folder.is_dir():
@@ -62,13 +67,39 @@ def scan(folder: Path, suffixes: Iterable[str]) -> list[SourceFile]:
             if name.startswith((".", "_")):
                 continue
             suffix = next((s for s in ordered if name.endswith(s)), None)
-            if suffix is None or not entry.is_file():
+            if suffix is None:
                 continue
             path = folder / name
+            _check_readable(path)
             version, title = parse_name(path, suffix)
             found.append(SourceFile(path=path, version=version, name=title, kind=suffix))
     found.sort(key=lambda f: (f.version, f.path.name))
     return found
+
+
+def _check_readable(path: Path) -> None:
+    """LoaderError naming ``path`` unless it opens for reading as a regular file (symlinks followed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a named pipe must not hang the scan
+    except OSError as exc:
+        raise LoaderError(f"{path}: {_why_unreadable(path, exc)}") from None
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+    if not regular:
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise LoaderError(f"{path}: is {kind}, not a migration file")
+
+
+def _why_unreadable(path: Path, exc: OSError) -> str:
+    if path.is_symlink():
+        target = os.readlink(path)
+        if exc.errno == errno.ELOOP:
+            return f"is a symlink loop (-> {target}); fix or remove it"
+        if exc.errno == errno.ENOENT:
+            return f"is a symlink to {target}, which does not exist; fix or remove it"
+    return f"cannot be read: {exc.strerror or type(exc).__name__}"
 
 
 def checksum(*paths: Path) -> str:

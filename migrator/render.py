@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from migrator.events import (
     BackendProgress,
@@ -96,7 +97,7 @@ class EventRenderer:
         if self.use_bar and count > 1:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self._progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), console=self.console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task(event.backend, total=count)
@@ -149,9 +150,20 @@ def history_json(histories: Mapping[str, Iterable[AppliedMigration]]) -> str:
     return json.dumps({"schema": JSON_SCHEMA_VERSION, "backends": backends}, indent=2)
 
 
+def plain_console(*, stderr: bool = False) -> Console:
+    """The CLI's console: user text (names, descriptions, paths, messages) is printed as it is, never as
+    rich markup (``[red]``, ``[/]``) or emoji codes (``:smile:``), on a terminal and off it."""
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+def _text(value: str, style: str = "") -> Text:
+    return Text(value, style=style, no_wrap=False)
+
+
 def print_status(console: Console, status: Status) -> None:
     for backend in status.backends:
-        console.print(f"[bold]{backend.backend}[/bold] ({backend.type}) {backend.location}", highlight=False)
+        console.print(Text.assemble((backend.backend, "bold"), f" ({backend.type}) {backend.location}"),
+                      highlight=False)
         per_table = backend.per_table_lines or any(line.line for line in backend.lines)
         table = Table(box=None, pad_edge=False, show_header=True)
         if per_table:
@@ -160,7 +172,7 @@ def print_status(console: Console, status: Status) -> None:
         table.add_column("latest", justify="right")
         table.add_column("state")
         if not backend.lines:
-            console.print("  no migrations")
+            console.print(_text("  no migrations"))
         for line in backend.lines:
             if line.pending:
                 state = f"{len(line.pending)} pending: " + ", ".join(
@@ -169,26 +181,27 @@ def print_status(console: Console, status: Status) -> None:
                     state += ", ..."
             else:
                 state = "up to date"
-            row = [str(line.current), str(line.latest), state]
-            table.add_row(*([line.line] if per_table else []), *row)
+            row = [_text(str(line.current)), _text(str(line.latest)), _text(state)]
+            table.add_row(*([_text(line.line)] if per_table else []), *row)
         if backend.lines:
             console.print(table)
         for issue in backend.issues:
-            console.print(f"  [yellow]{issue.kind}[/yellow]: {issue.message}", highlight=False)
+            console.print(Text.assemble("  ", (issue.kind, "yellow"), f": {issue.message}"), highlight=False)
 
 
 def print_history(console: Console, histories: Mapping[str, list[AppliedMigration]]) -> None:
     for name, records in histories.items():
-        console.print(f"[bold]{name}[/bold]")
+        console.print(_text(name, "bold"))
         if not records:
-            console.print("  nothing applied")
+            console.print(_text("  nothing applied"))
             continue
         table = Table(box=None, pad_edge=False)
         for column in ("applied at", "table", "version", "name", "ms", "checksum"):
             table.add_column(column)
         for r in records:
-            table.add_row(_iso(r) or "", r.line, str(r.version), r.name,
-                          "" if r.duration_ms is None else str(r.duration_ms), (r.checksum or "")[:12])
+            cells = (_iso(r) or "", r.line, str(r.version), r.name,
+                     "" if r.duration_ms is None else str(r.duration_ms), (r.checksum or "")[:12])
+            table.add_row(*(_text(cell) for cell in cells))
         console.print(table)
 
 
@@ -196,6 +209,11 @@ def print_issues(console: Console, issues: Mapping[str, list[Issue]]) -> int:
     count = 0
     for name, items in issues.items():
         for issue in items:
-            console.print(f"{name}: {issue.kind}: {issue.message}", highlight=False)
+            console.print(_text(f"{name}: {issue.kind}: {issue.message}"), highlight=False)
             count += 1
     return count
+
+
+def print_line(console: Console, text: str) -> None:
+    """One line of user-derived text (a path, a name), printed literally."""
+    console.print(_text(text), highlight=False)
