@@ -222,7 +222,7 @@ class Runner:
                 self._emit(MigrationProgress(self.backend.name, migration, message))
 
             try:
-                self.backend.apply(migration, direction, report)
+                record = self.backend.apply(migration, direction, report)
             except MigrationFailed as exc:
                 self._fail(result, migration, direction, exc.message, stop, fail_fast)
                 return
@@ -230,7 +230,10 @@ class Runner:
                 where = migration.path.name if migration.line == "" else migration.label
                 self._fail(result, migration, direction, f"{where}: {type(exc).__name__}: {exc}", stop, fail_fast)
                 return
-            duration = int((time.perf_counter() - started) * 1000)
+            # One duration: the one the adapter measured and recorded in the bookkeeping (history shows it); a step
+            # that leaves no record (a rollback) is timed here.
+            duration = record.duration_ms if record is not None and record.duration_ms is not None else \
+                int((time.perf_counter() - started) * 1000)
             with self._emit_lock:
                 result.steps.append(StepResult(migration, direction, duration))
             self._emit(MigrationDone(self.backend.name, migration, direction, duration))
