@@ -436,11 +436,14 @@ class SqlBackend:
         down_path = downs[0].path if downs else None
         up = main.path.read_bytes()
         first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        contents = [up, *([] if down_path is None else [down_path.read_bytes()])]
         return Migration(
             version=version,
             name=main.name,
             path=main.path,
-            checksum=loader.digest(up, *([] if down_path is None else [down_path.read_bytes()])),
+            checksum=loader.digest(*contents),
+            files=(main.path, *([] if down_path is None else [down_path])),
+            legacy_checksum=loader.legacy_digest(*contents),
             reversible=down_path is not None,
             transactional=not sqlsplit.is_no_transaction(first_line),
             payload=SqlSource(main.path, down_path),
@@ -775,7 +778,7 @@ class SqlBackend:
                 sa.Column("version", sa.BigInteger, unique=True, nullable=False),
                 sa.Column("name", sa.String(255), nullable=False),
                 sa.Column("applied_at", sa.DateTime, server_default=sa.func.current_timestamp()),
-                sa.Column("checksum", sa.String(64)),
+                sa.Column("checksum", sa.Text),  # a .up.sql/.down.sql pair stores two digests
                 sa.Column("duration_ms", sa.Integer),
             )
             table_def.create(conn, checkfirst=True)

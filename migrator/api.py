@@ -109,7 +109,7 @@ class Migrator:
         repaired = {}
         for cfg in self.config.select(backend, all_if_none=True):
             with self._runner(cfg) as runner:
-                repaired[cfg.name] = [m.path.name for m in runner.repair()]
+                repaired[cfg.name] = [r.files for r in runner.repair()]
         return repaired
 
     def new(self, name: str, backend: str | None = None, *, sql: bool = False, table: str | None = None) -> list[Path]:

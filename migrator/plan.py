@@ -7,10 +7,11 @@ of migrations (dictionaries keyed by (line, version), one pass each).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from migrator import checksums
 from migrator.errors import IrreversibleMigration, UsageError, ValidationFailed
 from migrator.model import (
     ISSUE_CHANGED,
@@ -69,6 +70,7 @@ def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigr
 def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[Issue]:
     """Edited and missing applied files, and pending versions below the newest applied one."""
     files = {(m.line, m.version): m for m in migrations}
+    sharing = Counter(m.path for m in migrations)  # LanceDB: one file may hold several migrations
     issues: list[Issue] = []
     newest: dict[str, int] = {}
     applied_keys = set()
@@ -83,9 +85,13 @@ def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration
             if not record.extra.get("adopted"):
                 issues.append(Issue(ISSUE_MISSING, f"{where} is applied but its file is missing", record.line,
                                     record.version))
-        elif record.checksum and record.checksum != migration.checksum:
-            issues.append(Issue(ISSUE_CHANGED, f"{migration.path.name}: {where} was edited after it was applied "
-                                               "(checksum differs)", record.line, record.version))
+        elif record.checksum and not checksums.matches(record.checksum, migration):
+            change = checksums.change(record.checksum, migration)
+            shared = sharing.get(migration.path, 1)
+            whole = (f"; the checksum covers the whole file, which holds {shared} migrations" if shared > 1
+                     else "")
+            issues.append(Issue(ISSUE_CHANGED, f"{change.files}: {where} {change.what}{whole}", record.line,
+                                record.version))
     for migration in migrations:
         key = (migration.line, migration.version)
         if key not in applied_keys and migration.version < newest.get(migration.line, 0):

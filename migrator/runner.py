@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
+from migrator import checksums
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import MigrationFailed, UsageError
@@ -32,7 +33,6 @@ from migrator.events import (
     ignore,
 )
 from migrator.model import (
-    ISSUE_CHANGED,
     AppliedMigration,
     BackendStatus,
     Direction,
@@ -43,6 +43,13 @@ from migrator.model import (
 )
 
 T = TypeVar("T")
+
+
+class Repaired(NamedTuple):
+    """A checksum ``validate --repair`` recorded anew, and the file(s) it names."""
+
+    migration: Migration
+    files: str
 
 
 def default_jobs() -> int:
@@ -132,16 +139,27 @@ class Runner:
                 self.backend.stamp(record)
         return record, unrecord
 
-    def repair(self) -> list[Migration]:
-        """Record the current checksums of applied files that were edited on purpose."""
+    def repair(self) -> list[Repaired]:
+        """Record the current checksums of applied files that were edited on purpose.
+
+        Checksums stored by migrator 0.1 in an older form (a pair's combined digest) are rewritten in the current
+        form too, so that a later edit names the file that changed.
+        """
         with self.backend.lock(self.lock_timeout):
             migrations = {(m.line, m.version): m for m in self.backend.discover()}
-            issues = planning.validate(list(migrations.values()), self.backend.applied())
-            changed = [migrations[(i.line, i.version)] for i in issues
-                       if i.kind == ISSUE_CHANGED and i.version is not None]
-            if changed:
-                self.backend.record_checksums(changed)
-        return changed
+            repaired: list[Repaired] = []
+            for record in self.backend.applied():
+                migration = migrations.get((record.line, record.version))
+                if migration is None or not record.checksum or record.checksum == migration.checksum:
+                    continue
+                if checksums.matches(record.checksum, migration):  # the 0.1 form of the same bytes
+                    files = " and ".join(path.name for path in migration.files or (migration.path,))
+                else:
+                    files = checksums.change(record.checksum, migration).files
+                repaired.append(Repaired(migration, files))
+            if repaired:
+                self.backend.record_checksums([r.migration for r in repaired])
+        return repaired
 
     # -- internals -----------------------------------------------------------------------------------------------
 
