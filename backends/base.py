@@ -49,6 +49,14 @@ class Backend(Protocol):
         """
         ...
 
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction) -> None:
+        """Raise now, changing nothing, every refusal ``apply`` would raise for this plan that can be decided now.
+
+        Called on the loaded plan, under the lock, before the first step and by ``--dry-run`` (which then stops),
+        so a dry run refuses what the real run refuses. LanceDB: a rollback over a table whose rows changed since.
+        """
+        ...
+
     def applied(self) -> Sequence[AppliedMigration]:
         """Every bookkeeping row, oldest first. Creates nothing: [] for a fresh database."""
         ...

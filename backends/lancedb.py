@@ -119,7 +119,7 @@ from .lance_common import (
 from .lance_indices import ensure, merge_specs, record
 from .lance_lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .lance_recreate import audit_overwrite
-from .lance_rollback import closing_row, revert, settle
+from .lance_rollback import check_revert, closing_row, revert, settle
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -230,6 +230,12 @@ class LanceBackend:
                                   f"version={migration.version}) in this file any more")
             ready.append(fresh)
         return ready
+
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction) -> None:
+        """A rollback's time-travel refusals (rows changed since, out of order, table gone), before any step."""
+        if direction is Direction.DOWN and migrations and self.applied():
+            with self._unavailable(f"cannot read {self.version_table}"):
+                check_revert(self._connect(), self._books, migrations, self.name)
 
     def _import(self, source: SourceFile) -> list[Migration]:
         module = import_file(source.path, _NAMESPACE)

@@ -449,6 +449,9 @@ class SqlBackend:
             payload=SqlSource(main.path, down_path),
         )
 
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction) -> None:
+        """Nothing to add: the core refuses irreversible steps and edited files; the rest is decided while running."""
+
     def load(self, migrations: Sequence[Migration]) -> list[Migration]:
         return [self._load_one(migration) for migration in migrations]
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, TypeVar
 
 from migrator import checksums
@@ -190,23 +191,29 @@ class Runner:
         backup: bool,
     ) -> RunResult:
         result = RunResult(backend=self.backend.name, direction=direction, dry_run=dry_run)
-        if dry_run:
-            result.planned = make_plan(self.backend.applied())
-            self._emit(PlanReady(self.backend.name, direction, result.planned, dry_run=True))
-            return result
-        with self.backend.lock(self.lock_timeout):
+        # A dry run walks the real run's path (lock, fresh bookkeeping, plan, load, refusals) and stops before the
+        # first change, so it refuses whatever the real run would refuse. It skips the lock only where taking it
+        # would create the database (nothing recorded yet, so no run of this database can be half-way).
+        needs_lock = not dry_run or bool(self.backend.applied())
+        locking: AbstractContextManager[None] = self.backend.lock(self.lock_timeout) if needs_lock else nullcontext()
+        with locking:
             applied = self.backend.applied()  # re-read under the lock: another process may have moved on
             steps = make_plan(applied)
             if steps:
                 steps = list(self.backend.load(steps))
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name, applied)
+                self.backend.check_plan(steps, direction)
+            result.planned = steps
+            if dry_run:
+                self._emit(PlanReady(self.backend.name, direction, steps, dry_run=True))
+                return result
+            if steps:
                 if backup:  # before prepare(): the backup holds the database exactly as it was
                     where = self.backend.backup(lambda message: self._emit(BackendProgress(self.backend.name,
                                                                                            message)))
                     self._emit(BackupTaken(self.backend.name, where))
                 self.backend.prepare()
-            result.planned = steps
             self._emit(PlanReady(self.backend.name, direction, steps, dry_run=False))
             lines = planning.by_line(steps) if direction is Direction.UP else {"": steps}
             if len(lines) > 1 and self.backend.capabilities.parallel_lines:
