@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, TypeVar
 
-from migrator import checksums
+from migrator import checksums, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import MigrationFailed, UsageError
@@ -42,6 +42,7 @@ from migrator.model import (
     RunResult,
     StepResult,
 )
+from migrator.targets import Target
 
 T = TypeVar("T")
 
@@ -94,7 +95,7 @@ class Runner:
     def upgrade(
         self,
         *,
-        to: int | None = None,
+        to: int | str | Target | None = None,
         line: str | None = None,
         dry_run: bool = False,
         allow_changed: bool = False,
@@ -103,24 +104,26 @@ class Runner:
         fail_fast: bool = False,
         backup: bool = False,
     ) -> RunResult:
+        goal = targets.upgrade_target(to)
         migrations = self.backend.discover()
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
-            return planning.upgrade_plan(migrations, applied, to=to, line=line, allow_changed=allow_changed,
+            return planning.upgrade_plan(migrations, applied, to=goal, line=line, allow_changed=allow_changed,
                                          allow_out_of_order=allow_out_of_order, backend=self.backend.name)
 
         return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast, backup=backup)
 
-    def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False,
+    def rollback(self, target: int | str | Target, *, line: str | None = None, dry_run: bool = False,
                  backup: bool = False) -> RunResult:
+        goal = targets.rollback_target(target)
         if not self.backend.capabilities.reversible:
             raise UsageError(f"{self.backend.name}: {self.backend.type} backends cannot roll back")
         migrations = self.backend.discover()
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
-            return planning.rollback_plan(migrations, applied, target, line=line, backend=self.backend.name)
+            return planning.rollback_plan(migrations, applied, goal, line=line, backend=self.backend.name)
 
         return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True, backup=backup)
 

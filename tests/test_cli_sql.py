@@ -103,7 +103,8 @@ def test_rollback_above_current_version_is_a_usage_error(project: Project) -> No
     project.cli("upgrade", "--to", "2")
     result = project.cli("rollback", "3")
     assert result.code == 2
-    assert result.err.strip() == "error: db: cannot roll back to 3: the database is at version 2"
+    assert result.err.strip() == ("error: db: cannot roll back to 3: the database is at version 2 "
+                                 "(to go up: migrator upgrade --to 3)")
 
 
 @pytest.mark.parametrize("target", ["-1", "two", "1.5"])
