@@ -231,8 +231,11 @@ class LanceBackend:
             ready.append(fresh)
         return ready
 
-    def check_plan(self, migrations: Sequence[Migration], direction: Direction) -> None:
-        """A rollback's time-travel refusals (rows changed since, out of order, table gone), before any step."""
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        """A rollback's time-travel refusals (rows changed since, out of order, table gone), before any step.
+
+        ``backup`` (tags) needs no check.
+        """
         if direction is Direction.DOWN and migrations and self.applied():
             with self._unavailable(f"cannot read {self.version_table}"):
                 check_revert(self._connect(), self._books, migrations, self.name)

@@ -449,8 +449,10 @@ class SqlBackend:
             payload=SqlSource(main.path, down_path),
         )
 
-    def check_plan(self, migrations: Sequence[Migration], direction: Direction) -> None:
-        """Nothing to add: the core refuses irreversible steps and edited files; the rest is decided while running."""
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        """Only --backup where it cannot work: the core refuses irreversible steps and edited files."""
+        if backup:
+            self._backup_source()
 
     def load(self, migrations: Sequence[Migration]) -> list[Migration]:
         return [self._load_one(migration) for migration in migrations]
@@ -831,8 +833,8 @@ class SqlBackend:
                 f"{self.name}: recording checksums failed: {self._scrub(_cause(exc))}", backend=self.name
             ) from exc
 
-    def backup(self, report: Report) -> str:
-        """SQLite: a consistent copy through the online backup API, beside the database file."""
+    def _backup_source(self) -> Path:
+        """The SQLite file ``backup`` copies; UsageError, before anything changes, where --backup cannot work."""
         path = self._sqlite_path()
         if self.dialect != "sqlite":
             raise UsageError(
@@ -841,6 +843,11 @@ class SqlBackend:
             )
         if path is None:
             raise UsageError(f"{self.name}: an in-memory SQLite database cannot be backed up")
+        return path
+
+    def backup(self, report: Report) -> str:
+        """SQLite: a consistent copy through the online backup API, beside the database file."""
+        path = self._backup_source()
         stamp = _utcnow().strftime("%Y%m%dT%H%M%SZ")
         target = path.with_name(f"{path.name}.backup-{stamp}")
         counter = 1

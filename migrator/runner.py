@@ -206,7 +206,7 @@ class Runner:
                 steps = list(self.backend.load(steps))
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name, applied)
-                self.backend.check_plan(steps, direction)
+                self.backend.check_plan(steps, direction, backup=backup)
             result.planned = steps
             if dry_run:
                 self._emit(PlanReady(self.backend.name, direction, steps, dry_run=True))

@@ -132,6 +132,18 @@ def test_dry_run_waits_for_the_lock_like_the_real_run(project: Project) -> None:
     assert "would apply 003_c" in project.cli("upgrade", "--dry-run").out  # free again
 
 
+@pytest.mark.postgres
+def test_dry_run_upgrade_with_backup_on_postgresql_is_refused(tmp_path: Path, postgres_url: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "proj"
+    (root / "migrations" / "db").mkdir(parents=True)
+    write_config(root, postgres_url)
+    project = Project(root, postgres_url, capsys)
+    project.write("001_a.up.sql", CREATE_A)
+    dry, real = both(project, "upgrade", "--backup")
+    assert "--backup is available for SQLite only" in dry and dry == real
+
+
 def test_dry_run_of_a_fresh_database_creates_nothing(sqlite_project: Project) -> None:
     sqlite_project.write("001_a.up.sql", CREATE_A)
     result = sqlite_project.cli("upgrade", "--dry-run")
