@@ -46,7 +46,8 @@ def change(stored: str, migration: Migration) -> Change:
     if len(before) == 1 and len(now) == 2:
         if before[0] == now[0]:
             return Change(files[1].name, "gained this down file after it was applied (checksum differs)")
-        # the 0.1 form, or an up file applied alone and edited since: the value covers both files together
+        # migrator 0.1's digest of both files, or the up file's own from before the down file existed
         return Change(" or ".join(path.name for path in files),
-                      f"{edited}; the recorded checksum covers both files, so which one cannot be told")
+                      f"{edited}; the recorded checksum is one digest (migrator 0.1's form for a pair, or the up "
+                      "file's before the down file was added), so which one cannot be told")
     return Change(files[0].name, edited)
