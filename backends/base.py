@@ -49,6 +49,15 @@ class Backend(Protocol):
         """
         ...
 
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        """Raise now, changing nothing, every refusal ``apply`` (or ``backup``, when asked) would raise for this plan.
+
+        Called on the loaded plan, under the lock, before the first step and by ``--dry-run`` (which then stops),
+        so a dry run refuses what the real run refuses. LanceDB: a rollback over a table whose rows changed since;
+        SQL: ``backup`` where it is not available.
+        """
+        ...
+
     def applied(self) -> Sequence[AppliedMigration]:
         """Every bookkeeping row, oldest first. Creates nothing: [] for a fresh database."""
         ...

@@ -19,6 +19,7 @@ from migrator.errors import UsageError
 from migrator.events import Listener, ignore
 from migrator.model import AppliedMigration, Issue, RunResult, Status
 from migrator.runner import Runner
+from migrator.targets import rollback_target, upgrade_target
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Migrator:
         self,
         backend: str | None = None,
         *,
-        to: int | None = None,
+        to: int | str | None = None,
         table: str | None = None,
         dry_run: bool = False,
         allow_changed: bool = False,
@@ -71,7 +72,11 @@ class Migrator:
         fail_fast: bool = False,
         backup: bool | None = None,
     ) -> list[RunResult]:
-        """Apply pending migrations; every backend unless one is named. Raises MigrationFailed on failure."""
+        """Apply pending migrations; every backend unless one is named. Raises MigrationFailed on failure.
+
+        ``to``: a version (``3`` or ``"3"``: up to it, inclusive) or ``"+N"`` (the next N migrations).
+        """
+        goal = upgrade_target(to)
         targets = self.config.select(backend, all_if_none=True)
         if to is not None and len(targets) > 1:
             raise UsageError("--to is a version of one backend: name it with --backend")
@@ -80,7 +85,7 @@ class Migrator:
         results = []
         for cfg in targets:
             with self._runner(cfg) as runner:
-                result = runner.upgrade(to=to, line=table, dry_run=dry_run, allow_changed=allow_changed,
+                result = runner.upgrade(to=goal, line=table, dry_run=dry_run, allow_changed=allow_changed,
                                         allow_out_of_order=allow_out_of_order,
                                         jobs=jobs if jobs is not None else cfg.jobs,
                                         fail_fast=fail_fast, backup=cfg.backup if backup is None else backup)
@@ -88,12 +93,13 @@ class Migrator:
             result.raise_if_failed()
         return results
 
-    def rollback(self, target: int, backend: str | None = None, *, table: str | None = None,
+    def rollback(self, target: int | str, backend: str | None = None, *, table: str | None = None,
                  dry_run: bool = False, backup: bool | None = None) -> RunResult:
-        """Undo, newest first, every applied version above ``target`` (0 undoes all)."""
+        """Undo, newest first, every applied version above ``target`` (0 undoes all); ``"-N"``: the N newest."""
+        goal = rollback_target(target)
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
-            result = runner.rollback(target, line=table, dry_run=dry_run,
+            result = runner.rollback(goal, line=table, dry_run=dry_run,
                                      backup=cfg.backup if backup is None else backup)
         result.raise_if_failed()
         return result
@@ -109,7 +115,7 @@ class Migrator:
         repaired = {}
         for cfg in self.config.select(backend, all_if_none=True):
             with self._runner(cfg) as runner:
-                repaired[cfg.name] = [m.path.name for m in runner.repair()]
+                repaired[cfg.name] = [r.files for r in runner.repair()]
         return repaired
 
     def new(self, name: str, backend: str | None = None, *, sql: bool = False, table: str | None = None) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from migrator.scaffold import init_project
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
+_STEPS_BACK = re.compile(r"-[0-9]+", re.ASCII)
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): " "}
 
 
@@ -35,6 +37,19 @@ class State:
         m = Migrator.from_config(self.config_path, listener=self.renderer)
         self.secrets = [s for cfg in m.config.backends.values() for s in secrets_in(cfg.location)]
         return m
+
+
+class StepsBack(click.Command):
+    """``rollback -1``: a lone ``-N`` is the TARGET argument (steps back), not an unknown short option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            valued = {o for p in self.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+            for index, arg in enumerate(args):
+                if _STEPS_BACK.fullmatch(arg) and (index == 0 or args[index - 1] not in valued):
+                    args = [*args[:index], *args[index + 1:], "--", arg]
+                    break
+        return super().parse_args(ctx, args)
 
 
 def backend_option(f: F) -> F:
@@ -74,7 +89,7 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 
 @cli.command()
 @backend_option
-@click.option("--to", "to", type=click.IntRange(min=0), metavar="V", help="Stop at version V (inclusive).")
+@click.option("--to", "to", metavar="V|+N", help="Stop at version V (inclusive), or after the next N migrations.")
 @click.option("--table", metavar="T", help="LanceDB: only this table's line.")
 @click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
 @click.option("--allow-changed", is_flag=True, help="Run even though applied files were edited or removed.")
@@ -83,7 +98,7 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 @click.option("--fail-fast", is_flag=True, help="LanceDB: stop every table's line at the first failure.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first migration (config: backup).")
 @click.pass_obj
-def upgrade(state: State, backend: str | None, to: int | None, table: str | None, dry_run: bool,
+def upgrade(state: State, backend: str | None, to: str | None, table: str | None, dry_run: bool,
             allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool,
             backup: bool | None) -> None:
     """Apply pending migrations (every backend unless --backend)."""
@@ -95,16 +110,16 @@ def upgrade(state: State, backend: str | None, to: int | None, table: str | None
         state.renderer.close()
 
 
-@cli.command()
-@click.argument("target", type=click.IntRange(min=0), metavar="TARGET")
+@cli.command(cls=StepsBack)
+@click.argument("target", metavar="TARGET|-N")
 @backend_option
 @click.option("--table", metavar="T", help="LanceDB: only this table's line.")
 @click.option("--dry-run", is_flag=True, help="Show what would be undone; change nothing.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first step (config: backup).")
 @click.pass_obj
-def rollback(state: State, target: int, backend: str | None, table: str | None, dry_run: bool,
+def rollback(state: State, target: str, backend: str | None, table: str | None, dry_run: bool,
              backup: bool | None) -> None:
-    """Undo, newest first, every applied version above TARGET (0 undoes all)."""
+    """Undo, newest first, every applied version above TARGET (0 undoes all); -N undoes the N newest."""
     try:
         state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup)
     finally:

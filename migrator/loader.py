@@ -23,6 +23,7 @@ from migrator.errors import LoaderError
 
 _NAME = re.compile(r"^(?P<version>[0-9]+)(?:[_\-.\s](?P<name>.*))?$")
 MAX_VERSION = 2**63 - 1
+SEPARATOR = ":"  # between the per-file digests of a migration made of several files
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,23 @@ def _why_unreadable(path: Path, exc: OSError) -> str:
 
 
 def checksum(*paths: Path) -> str:
-    """sha256 of the files' bytes, concatenated in order (a .up.sql/.down.sql pair hashes both)."""
+    """The checksum of these files, in order (one file: its sha256; a pair: see :func:`digest`)."""
     return digest(*(path.read_bytes() for path in paths))
 
 
 def digest(*contents: bytes) -> str:
-    """The checksum of contents already read (the same value :func:`checksum` gives for those files)."""
+    """The checksum of contents already read: one file's sha256 hex, or each file's joined by ``:``.
+
+    A ``.up.sql``/``.down.sql`` pair stores ``sha256(up):sha256(down)``, so an
+    edit names the file that changed (:mod:`migrator.checksums`).
+    """
+    return SEPARATOR.join(hashlib.sha256(content).hexdigest() for content in contents)
+
+
+def legacy_digest(*contents: bytes) -> str | None:
+    """What migrator 0.1 stored for several files: sha256 of their bytes concatenated (None for one file)."""
+    if len(contents) < 2:
+        return None
     hasher = hashlib.sha256()
     for content in contents:
         hasher.update(content)

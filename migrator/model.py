@@ -40,6 +40,10 @@ class Migration:
     reversible: bool = True
     transactional: bool = True
     payload: Any = field(default=None, compare=False, repr=False)
+    # the files ``checksum`` covers, one digest each in this order (empty: just ``path``)
+    files: tuple[Path, ...] = ()
+    # the checksum migrator 0.1 stored for the same bytes, when it had another form (a pair: sha256(up + down))
+    legacy_checksum: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:

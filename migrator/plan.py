@@ -7,10 +7,11 @@ of migrations (dictionaries keyed by (line, version), one pass each).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from migrator import checksums, targets
 from migrator.errors import IrreversibleMigration, UsageError, ValidationFailed
 from migrator.model import (
     ISSUE_CHANGED,
@@ -21,6 +22,7 @@ from migrator.model import (
     LineStatus,
     Migration,
 )
+from migrator.targets import Target
 
 
 class _OnALine(Protocol):
@@ -69,6 +71,7 @@ def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigr
 def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[Issue]:
     """Edited and missing applied files, and pending versions below the newest applied one."""
     files = {(m.line, m.version): m for m in migrations}
+    sharing = Counter(m.path for m in migrations)  # LanceDB: one file may hold several migrations
     issues: list[Issue] = []
     newest: dict[str, int] = {}
     applied_keys = set()
@@ -83,9 +86,13 @@ def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration
             if not record.extra.get("adopted"):
                 issues.append(Issue(ISSUE_MISSING, f"{where} is applied but its file is missing", record.line,
                                     record.version))
-        elif record.checksum and record.checksum != migration.checksum:
-            issues.append(Issue(ISSUE_CHANGED, f"{migration.path.name}: {where} was edited after it was applied "
-                                               "(checksum differs)", record.line, record.version))
+        elif record.checksum and not checksums.matches(record.checksum, migration):
+            change = checksums.change(record.checksum, migration)
+            shared = sharing.get(migration.path, 1)
+            whole = (f"; the checksum covers the whole file, which holds {shared} migrations" if shared > 1
+                     else "")
+            issues.append(Issue(ISSUE_CHANGED, f"{change.files}: {where} {change.what}{whole}", record.line,
+                                record.version))
     for migration in migrations:
         key = (migration.line, migration.version)
         if key not in applied_keys and migration.version < newest.get(migration.line, 0):
@@ -102,20 +109,23 @@ def upgrade_plan(
     migrations: Sequence[Migration],
     applied: Sequence[AppliedMigration],
     *,
-    to: int | None = None,
+    to: int | str | Target | None = None,
     line: str | None = None,
     allow_changed: bool = False,
     allow_out_of_order: bool = False,
     backend: str = "",
 ) -> list[Migration]:
-    """Pending migrations up to ``to`` (inclusive), per line in version order.
+    """Pending migrations up to ``to`` (a version, inclusive, or ``"+N"``: the next N), per line in version order.
 
     Refuses (ValidationFailed) when applied files were edited or removed
     (unless ``allow_changed``) or pending ones are out of order (unless
-    ``allow_out_of_order``).
+    ``allow_out_of_order``); refuses (UsageError) a target the line cannot
+    reach going up: a version below the current one, more steps than are pending.
     """
-    if to is not None and to < 0:
-        raise UsageError(f"--to must be a non-negative version (got {to})")
+    target = targets.upgrade_target(to)
+    prefix = f"{backend}: " if backend else ""
+    if target is not None and target.relative:
+        _one_line(migrations, applied, line, f"{prefix}upgrade --to +{target.steps}")
     issues = validate(migrations, applied)
     blocking = [i for i in issues if (i.kind in (ISSUE_CHANGED, ISSUE_MISSING) and not allow_changed)
                 or (i.kind == ISSUE_OUT_OF_ORDER and not allow_out_of_order)]
@@ -124,41 +134,98 @@ def upgrade_plan(
     if blocking:
         flag = "--allow-out-of-order" if blocking[0].kind == ISSUE_OUT_OF_ORDER else "--allow-changed"
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        prefix = f"{backend}: " if backend else ""
         raise ValidationFailed(f"{prefix}{blocking[0].message}{more}; refusing to upgrade (see `migrator validate`, "
                                f"or pass {flag})")
     done = {(r.line, r.version) for r in applied}
-    plan = [m for m in migrations if (m.line, m.version) not in done
-            and (to is None or m.version <= to) and (line is None or m.line == line)]
-    plan.sort(key=lambda m: (m.line, m.version))
+    pending = [m for m in migrations if (m.line, m.version) not in done and (line is None or m.line == line)]
+    pending.sort(key=lambda m: (m.line, m.version))
+    if target is None:
+        return pending
+    if target.steps is not None:
+        if len(pending) < target.steps:
+            raise UsageError(f"{prefix}cannot apply {target.steps} migration{_s(target.steps)} (--to "
+                             f"+{target.steps}): {len(pending)} {_is(len(pending))} pending{_on(line)}")
+        return pending[:target.steps]
+    version = target.version
+    assert version is not None
+    plan = [m for m in pending if m.version <= version]
+    if not plan:
+        _refuse_going_down(migrations, applied, line, version, prefix)
     return plan
+
+
+def _refuse_going_down(migrations: Sequence[Migration], applied: Sequence[AppliedMigration], line: str | None,
+                       version: int, prefix: str) -> None:
+    """``upgrade --to V`` with every line concerned already above V: say so instead of "up to date"."""
+    current: dict[str, int] = {m.line: 0 for m in migrations if line is None or m.line == line}
+    for record in applied:
+        if line is None or record.line == line:
+            current[record.line] = max(current.get(record.line, 0), record.version)
+    if current and all(reached > version for reached in current.values()):
+        name, reached = min(current.items())
+        where = f"{name!r} is" if name else "the database is"
+        raise UsageError(f"{prefix}cannot upgrade to {version}: {where} already at version {reached} "
+                         f"(to go down: migrator rollback {version})")
+
+
+def _one_line(migrations: Sequence[Migration], applied: Sequence[AppliedMigration], line: str | None,
+              what: str) -> None:
+    """Steps count along one line: on a backend with a line per table, a relative target needs the table."""
+    if line is None and (any(m.line for m in migrations) or any(r.line for r in applied)):
+        raise UsageError(f"{what} counts steps on one table's version line: name the table with --table "
+                         "(or give a version)")
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _is(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def _on(line: str | None) -> str:
+    return f" on {line!r}" if line else ""
 
 
 def rollback_plan(
     migrations: Sequence[Migration],
     applied: Sequence[AppliedMigration],
-    target: int,
+    target: int | str | Target,
     *,
     line: str | None = None,
     backend: str = "",
 ) -> list[Migration]:
-    """Applied migrations above ``target``, newest first. Every one must have its file."""
+    """Applied migrations above ``target`` (a version, or ``"-N"``: the N newest), newest first.
+
+    Every one must have its file; a target above the current version, or more steps than are applied, is refused.
+    """
+    goal = targets.rollback_target(target)
     prefix = f"{backend}: " if backend else ""
-    if target < 0:
-        raise UsageError(f"{prefix}rollback target must be 0 or a positive version (got {target})")
     records = [r for r in applied if line is None or r.line == line]
+    if goal.steps is not None:
+        _one_line(migrations, applied, line, f"{prefix}rollback -{goal.steps}")
+        newest = sorted({r.version for r in records}, reverse=True)
+        if len(newest) < goal.steps:
+            raise UsageError(f"{prefix}cannot roll back {goal.steps} migration{_s(goal.steps)} (rollback "
+                             f"-{goal.steps}): {len(newest)} {_is(len(newest))} applied{_on(line)}")
+        version = newest[goal.steps] if len(newest) > goal.steps else 0
+    else:
+        assert goal.version is not None
+        version = goal.version
     lines = {r.line for r in records}
     if line is not None and not records:
         raise UsageError(f"{prefix}nothing is applied on {line!r}")
-    for name in lines:
+    for name in sorted(lines):
         current = max(r.version for r in records if r.line == name)
-        if target > current:
+        if version > current:
             where = f"{name!r} is" if name else "the database is"
-            raise UsageError(f"{prefix}cannot roll back to {target}: {where} at version {current}")
+            raise UsageError(f"{prefix}cannot roll back to {version}: {where} at version {current} "
+                             f"(to go up: migrator upgrade --to {version})")
     files = {(m.line, m.version): m for m in migrations}
     plan: list[Migration] = []
     for record in sorted(records, key=lambda r: r.version, reverse=True):
-        if record.version <= target:
+        if record.version <= version:
             continue
         migration = files.get((record.line, record.version))
         if migration is None:

@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import AbstractContextManager, nullcontext
+from typing import NamedTuple, TypeVar
 
+from migrator import checksums, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import MigrationFailed, UsageError
@@ -32,7 +34,6 @@ from migrator.events import (
     ignore,
 )
 from migrator.model import (
-    ISSUE_CHANGED,
     AppliedMigration,
     BackendStatus,
     Direction,
@@ -41,8 +42,16 @@ from migrator.model import (
     RunResult,
     StepResult,
 )
+from migrator.targets import Target
 
 T = TypeVar("T")
+
+
+class Repaired(NamedTuple):
+    """A checksum ``validate --repair`` recorded anew, and the file(s) it names."""
+
+    migration: Migration
+    files: str
 
 
 def default_jobs() -> int:
@@ -86,7 +95,7 @@ class Runner:
     def upgrade(
         self,
         *,
-        to: int | None = None,
+        to: int | str | Target | None = None,
         line: str | None = None,
         dry_run: bool = False,
         allow_changed: bool = False,
@@ -95,24 +104,26 @@ class Runner:
         fail_fast: bool = False,
         backup: bool = False,
     ) -> RunResult:
+        goal = targets.upgrade_target(to)
         migrations = self.backend.discover()
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
-            return planning.upgrade_plan(migrations, applied, to=to, line=line, allow_changed=allow_changed,
+            return planning.upgrade_plan(migrations, applied, to=goal, line=line, allow_changed=allow_changed,
                                          allow_out_of_order=allow_out_of_order, backend=self.backend.name)
 
         return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast, backup=backup)
 
-    def rollback(self, target: int, *, line: str | None = None, dry_run: bool = False,
+    def rollback(self, target: int | str | Target, *, line: str | None = None, dry_run: bool = False,
                  backup: bool = False) -> RunResult:
+        goal = targets.rollback_target(target)
         if not self.backend.capabilities.reversible:
             raise UsageError(f"{self.backend.name}: {self.backend.type} backends cannot roll back")
         migrations = self.backend.discover()
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
-            return planning.rollback_plan(migrations, applied, target, line=line, backend=self.backend.name)
+            return planning.rollback_plan(migrations, applied, goal, line=line, backend=self.backend.name)
 
         return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True, backup=backup)
 
@@ -132,16 +143,27 @@ class Runner:
                 self.backend.stamp(record)
         return record, unrecord
 
-    def repair(self) -> list[Migration]:
-        """Record the current checksums of applied files that were edited on purpose."""
+    def repair(self) -> list[Repaired]:
+        """Record the current checksums of applied files that were edited on purpose.
+
+        Checksums stored by migrator 0.1 in an older form (a pair's combined digest) are rewritten in the current
+        form too, so that a later edit names the file that changed.
+        """
         with self.backend.lock(self.lock_timeout):
             migrations = {(m.line, m.version): m for m in self.backend.discover()}
-            issues = planning.validate(list(migrations.values()), self.backend.applied())
-            changed = [migrations[(i.line, i.version)] for i in issues
-                       if i.kind == ISSUE_CHANGED and i.version is not None]
-            if changed:
-                self.backend.record_checksums(changed)
-        return changed
+            repaired: list[Repaired] = []
+            for record in self.backend.applied():
+                migration = migrations.get((record.line, record.version))
+                if migration is None or not record.checksum or record.checksum == migration.checksum:
+                    continue
+                if checksums.matches(record.checksum, migration):  # the 0.1 form of the same bytes
+                    files = " and ".join(path.name for path in migration.files or (migration.path,))
+                else:
+                    files = checksums.change(record.checksum, migration).files
+                repaired.append(Repaired(migration, files))
+            if repaired:
+                self.backend.record_checksums([r.migration for r in repaired])
+        return repaired
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -172,23 +194,29 @@ class Runner:
         backup: bool,
     ) -> RunResult:
         result = RunResult(backend=self.backend.name, direction=direction, dry_run=dry_run)
-        if dry_run:
-            result.planned = make_plan(self.backend.applied())
-            self._emit(PlanReady(self.backend.name, direction, result.planned, dry_run=True))
-            return result
-        with self.backend.lock(self.lock_timeout):
+        # A dry run walks the real run's path (lock, fresh bookkeeping, plan, load, refusals) and stops before the
+        # first change, so it refuses whatever the real run would refuse. It skips the lock only where taking it
+        # would create the database (nothing recorded yet, so no run of this database can be half-way).
+        needs_lock = not dry_run or bool(self.backend.applied())
+        locking: AbstractContextManager[None] = self.backend.lock(self.lock_timeout) if needs_lock else nullcontext()
+        with locking:
             applied = self.backend.applied()  # re-read under the lock: another process may have moved on
             steps = make_plan(applied)
             if steps:
                 steps = list(self.backend.load(steps))
                 if direction is Direction.DOWN:
                     planning.check_reversible(steps, self.backend.name, applied)
+                self.backend.check_plan(steps, direction, backup=backup)
+            result.planned = steps
+            if dry_run:
+                self._emit(PlanReady(self.backend.name, direction, steps, dry_run=True))
+                return result
+            if steps:
                 if backup:  # before prepare(): the backup holds the database exactly as it was
                     where = self.backend.backup(lambda message: self._emit(BackendProgress(self.backend.name,
                                                                                            message)))
                     self._emit(BackupTaken(self.backend.name, where))
                 self.backend.prepare()
-            result.planned = steps
             self._emit(PlanReady(self.backend.name, direction, steps, dry_run=False))
             lines = planning.by_line(steps) if direction is Direction.UP else {"": steps}
             if len(lines) > 1 and self.backend.capabilities.parallel_lines:
@@ -222,7 +250,7 @@ class Runner:
                 self._emit(MigrationProgress(self.backend.name, migration, message))
 
             try:
-                self.backend.apply(migration, direction, report)
+                record = self.backend.apply(migration, direction, report)
             except MigrationFailed as exc:
                 self._fail(result, migration, direction, exc.message, stop, fail_fast)
                 return
@@ -230,7 +258,10 @@ class Runner:
                 where = migration.path.name if migration.line == "" else migration.label
                 self._fail(result, migration, direction, f"{where}: {type(exc).__name__}: {exc}", stop, fail_fast)
                 return
-            duration = int((time.perf_counter() - started) * 1000)
+            # One duration: the one the adapter measured and recorded in the bookkeeping (history shows it); a step
+            # that leaves no record (a rollback) is timed here.
+            duration = record.duration_ms if record is not None and record.duration_ms is not None else \
+                int((time.perf_counter() - started) * 1000)
             with self._emit_lock:
                 result.steps.append(StepResult(migration, direction, duration))
             self._emit(MigrationDone(self.backend.name, migration, direction, duration))

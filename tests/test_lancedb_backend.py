@@ -540,7 +540,7 @@ def test_record_checksums_after_a_deliberate_edit(tmp_path: Path) -> None:
     runner = Runner(make(tmp_path, {"002_more.py": TWO_TABLES["002_more.py"] + "        # an edit\n"}))
     assert {i.kind for i in runner.validate()} == {"changed"}
     repaired = runner.repair()
-    assert sorted((m.line, m.version) for m in repaired) == [("notes", 2), ("people", 2)]
+    assert sorted((r.migration.line, r.migration.version) for r in repaired) == [("notes", 2), ("people", 2)]
     assert runner.validate() == []
     after = {(a.line, a.version): a for a in b.applied()}
     assert after.keys() == before.keys()

@@ -85,7 +85,7 @@ def test_rollback_above_current_version_is_refused() -> None:
 
 
 def test_rollback_to_negative_target_is_refused() -> None:
-    with pytest.raises(UsageError, match=r"0 or a positive version"):
+    with pytest.raises(UsageError, match=r"0 or a positive number"):
         plan.rollback_plan([mig(1)], [done(1)], -1)
 
 

@@ -35,9 +35,9 @@ def sha256(path: Path) -> str:
 
 
 def pair_checksum(project: Project, stem: str) -> str:
-    """The checksum of a .up.sql/.down.sql pair: the up file's bytes, then the down file's."""
+    """The checksum of a .up.sql/.down.sql pair: the up file's sha256, then the down file's, joined by ':'."""
     up, down = project.migrations / f"{stem}.up.sql", project.migrations / f"{stem}.down.sql"
-    return hashlib.sha256(up.read_bytes() + down.read_bytes()).hexdigest()
+    return f"{sha256(up)}:{sha256(down)}"
 
 
 # --------------------------------------------------------------------------- a non-transactional file failing half-way

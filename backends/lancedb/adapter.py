@@ -114,7 +114,7 @@ from .common import (
 from .indices import ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, classify, observe
-from .rollback import closing_row, revert, settle
+from .rollback import check_revert, closing_row, revert, settle
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -225,6 +225,15 @@ class LanceBackend:
                                   f"version={migration.version}) in this file any more")
             ready.append(fresh)
         return ready
+
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        """A rollback's time-travel refusals (rows changed since, out of order, table gone), before any step.
+
+        ``backup`` (tags) needs no check.
+        """
+        if direction is Direction.DOWN and migrations and self.applied():
+            with self._unavailable(f"cannot read {self.version_table}"):
+                check_revert(self._connect(), self._books, migrations, self.name)
 
     def _import(self, source: SourceFile) -> list[Migration]:
         module = import_file(source.path, _NAMESPACE)

@@ -174,14 +174,14 @@ def commits(dataset: Any, first: int, last: int) -> list[Commit]:
     return found
 
 
-def changes_since(dataset: Any, base: int) -> list[Commit]:
-    """The row-changing commits that make the dataset's latest version differ from version ``base``.
+def changes_since(dataset: Any, base: int, upto: int | None = None) -> list[Commit]:
+    """The row-changing commits that make the dataset's latest version (or version ``upto``) differ from ``base``.
 
     A Restore to a version at or after ``base`` brings back exactly that
     version's changes (a failed migration undone leaves none); a Restore to an
     older version is itself a change.
     """
-    latest = int(dataset.version)
+    latest = int(dataset.version) if upto is None else upto
     states: dict[int, list[Commit]] = {base: []}
     for commit in commits(dataset, base + 1, latest):
         before = states.get(commit.version - 1, [])

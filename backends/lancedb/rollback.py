@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,7 +48,7 @@ from .bookkeeping import (
 )
 from .common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
 
-__all__ = ["closing_row", "revert", "settle"]
+__all__ = ["check_revert", "closing_row", "revert", "settle"]
 
 
 def closing_row(db: Any, intent: Row) -> Row:
@@ -79,13 +79,31 @@ def settle(db: Any, books: Bookkeeping, report: Report) -> None:
         report(f"an interrupted rollback of {table_name} v{intent.version}: {row.detail}")
 
 
-def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, backend: str,
-           scrub: Callable[[str], str] = str) -> None:
-    """Undo ``migration`` (the newest applied one of its table) by restoring the Lance version from before it."""
-    name, version, label = migration.line, migration.version, migration.label
-    started = time.perf_counter()
+def check_revert(db: Any, books: Bookkeeping, plan: Sequence[Migration], backend: str) -> None:
+    """Raise, changing nothing, the refusal :func:`revert` would raise for any step of a rollback ``plan``.
+
+    ``plan`` is newest first, as the runner runs it. A table's first step is
+    checked against the table as it is; each later step against the table as
+    the step before it leaves it (restored to that migration's starting Lance
+    version), so a rollback is not refused half-way for a reason known before it began.
+    """
     rows = books.read(db) or []
-    records = records_by_version(rows)
+    records, started = records_by_version(rows), starts(rows)
+    restored: dict[str, int | None] = {}  # table -> the Lance version its previous step restores (None: dropped)
+    for migration in plan:
+        _, start, _ = _refuse_unsafe(db, records, started, migration, backend, restored)
+        records.pop((migration.line, migration.version), None)
+        restored[migration.line] = start
+
+
+def _refuse_unsafe(db: Any, records: dict[tuple[str, int], Row], started: dict[str, int | None],
+                   migration: Migration, backend: str,
+                   restored: dict[str, int | None] | None = None) -> tuple[Row, int | None, Any]:
+    """(record, Lance version to restore, open table) of ``migration``; raises when undoing it is unsafe.
+
+    ``restored``: tables an earlier step of the same rollback brings back to a Lance version (None: drops).
+    """
+    name, version, label = migration.line, migration.version, migration.label
     record = records.get((name, version))
     if record is None:
         raise MigrationFailed(f"{label} is not applied", backend=backend, line=name, version=version)
@@ -95,16 +113,17 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             f"{label}: {name} v{newest.version} was applied after it (out of order); time travel undoes "
             f"migrations in the order they ran, newest first: roll back v{newest.version} first; nothing was changed",
             backend=backend, line=name, version=version)
-    known, start = before_migration(starts(rows), record)
+    known, start = before_migration(started, record)
     if not known:
         raise IrreversibleMigration(f"{label}: {why_irreversible(record)}; rollback refused, nothing was changed")
-    table = open_table(db, name)
+    earlier = restored or {}
+    table = None if name in earlier and earlier[name] is None else open_table(db, name)
     if table is None and start is not None:
         raise MigrationFailed(f"{label}: {name} no longer exists, so Lance version {start} cannot be restored; "
                               "nothing was changed", backend=backend, line=name, version=version)
     if table is not None:
         after = record.lance_version
-        changed = [] if after is None else changes_since(table.to_lance(), after)
+        changed = [] if after is None else changes_since(table.to_lance(), after, upto=earlier.get(name))
         if after is None or changed:
             what = (f"has commits since {label} that restoring would discard: {describe(changed)}" if changed
                     else f"was created again after {label} dropped it")
@@ -113,6 +132,16 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
                        f"drop it, then `migrator stamp {version - 1} --backend {backend} --table {name}`")
             raise MigrationFailed(f"{label}: {name} {what}; nothing was changed (to discard them: {by_hand})",
                                   backend=backend, line=name, version=version)
+    return record, start, table
+
+
+def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, backend: str,
+           scrub: Callable[[str], str] = str) -> None:
+    """Undo ``migration`` (the newest applied one of its table) by restoring the Lance version from before it."""
+    name, version, label = migration.line, migration.version, migration.label
+    started = time.perf_counter()
+    rows = books.read(db) or []
+    record, start, table = _refuse_unsafe(db, records_by_version(rows), starts(rows), migration, backend)
     attempt = uuid.uuid4().hex
     books.reverting(db, record, lance_version=int(table.version) if table is not None else None, attempt=attempt,
                     detail="drop the table" if start is None else f"restore Lance version {start}")

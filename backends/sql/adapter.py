@@ -166,10 +166,14 @@ class SqlBackend:
             raise MigrationFailed(f"{self.name}: {doing} failed: {handle.scrub(cause(exc))}",
                                   backend=self.name) from exc
 
-    def backup(self, report: Report) -> str:
-        """SQLite: a consistent copy through the online backup API, beside the database file."""
-        handle = self._handle
-        path = handle.sqlite_path()
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        """Only --backup where it cannot work: the core refuses irreversible steps and edited files."""
+        if backup:
+            self._backup_source()
+
+    def _backup_source(self) -> Path:
+        """The SQLite file ``backup`` copies; UsageError, before anything changes, where --backup cannot work."""
+        path = self._handle.sqlite_path()
         if self.dialect != "sqlite":
             raise UsageError(
                 f"{self.name}: --backup is available for SQLite only; back {self.dialect} up with its own tools "
@@ -177,6 +181,11 @@ class SqlBackend:
             )
         if path is None:
             raise UsageError(f"{self.name}: an in-memory SQLite database cannot be backed up")
+        return path
+
+    def backup(self, report: Report) -> str:
+        """SQLite: a consistent copy through the online backup API, beside the database file."""
+        path = self._backup_source()
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
         target = path.with_name(f"{path.name}.backup-{stamp}")
         counter = 1
@@ -184,7 +193,7 @@ class SqlBackend:
             counter += 1
             target = path.with_name(f"{path.name}.backup-{stamp}-{counter}")
         report(f"backing up {path} to {target}")
-        conn = handle.fresh_connection()
+        conn = self._handle.fresh_connection()
         import sqlite3
 
         source: Any = conn.connection.dbapi_connection
@@ -243,3 +252,4 @@ class SqlBackend:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+

@@ -130,7 +130,7 @@ class VersionTable:
             sa.Column("version", sa.BigInteger, unique=True, nullable=False),
             sa.Column("name", sa.String(255), nullable=False),
             sa.Column("applied_at", sa.DateTime, server_default=sa.func.current_timestamp()),
-            sa.Column("checksum", sa.String(64)),
+            sa.Column("checksum", sa.Text),  # a .up.sql/.down.sql pair stores two digests
             sa.Column("duration_ms", sa.Integer),
         )
         table_def.create(conn, checkfirst=True)

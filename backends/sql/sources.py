@@ -122,11 +122,14 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
     down_path = downs[0].path if downs else None
     up = main.path.read_bytes()
     first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    contents = [up, *([] if down_path is None else [down_path.read_bytes()])]
     return Migration(
         version=version,
         name=main.name,
         path=main.path,
-        checksum=loader.digest(up, *([] if down_path is None else [down_path.read_bytes()])),
+        checksum=loader.digest(*contents),
+        files=(main.path, *([] if down_path is None else [down_path])),
+        legacy_checksum=loader.legacy_digest(*contents),
         reversible=down_path is not None,
         transactional=not sqlsplit.is_no_transaction(first_line),
         payload=SqlSource(main.path, down_path),
