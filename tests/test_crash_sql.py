@@ -87,3 +87,48 @@ def test_kill_9_during_upgrade_leaves_a_consistent_line(project: Project, seed: 
 def test_kill_9_trials(project: Project, seed: int) -> None:
     setup(project)
     trial(project, seed)
+
+
+# --------------------------------------------------------------------------- kill -9 during upgrade --backup
+
+BIG_ROWS = 40_000
+
+
+def backup_trial(project: Project) -> tuple[list[str], bool]:
+    """Kill `upgrade --backup` once its copy has started; (visible backups, whether the kill came mid-copy)."""
+    import sqlite3
+
+    db = project.root / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE big (v TEXT)")
+        conn.executemany("INSERT INTO big VALUES (?)", (("x" * 1000,) for _ in range(BIG_ROWS)))
+    full = db.stat().st_size
+    project.write("001_a.up.sql", "CREATE TABLE a (id INTEGER);\n")
+    proc = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade", "--backup"], cwd=project.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mid_copy = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        copies = [p for p in project.root.iterdir() if "backup-" in p.name]
+        sizes = [p.stat().st_size for p in copies if p.exists()]
+        if sizes and any(0 < s < full for s in sizes):
+            proc.send_signal(signal.SIGKILL)
+            mid_copy = True
+            break
+        time.sleep(0.0005)
+    proc.wait()
+    visible = sorted(p.name for p in project.root.glob("app.db.backup-*"))
+    for name in visible:   # a file that has a backup's name is a whole backup
+        with sqlite3.connect(project.root / name) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", name
+            assert conn.execute("SELECT count(*) FROM big").fetchone()[0] == BIG_ROWS, name
+    return visible, mid_copy
+
+
+def test_kill_9_during_a_backup_leaves_no_file_that_looks_like_a_finished_backup(sqlite_project: Project) -> None:
+    visible, mid_copy = backup_trial(sqlite_project)
+    if mid_copy:
+        assert visible == []
+    resumed = sqlite_project.cli("upgrade", "--backup")
+    assert resumed.code == 0, resumed.err
+    assert len(list(sqlite_project.root.glob("app.db.backup-*"))) == len(visible) + 1

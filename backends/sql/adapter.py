@@ -184,7 +184,12 @@ class SqlBackend:
         return path
 
     def backup(self, report: Report) -> str:
-        """SQLite: a consistent copy through the online backup API, beside the database file."""
+        """SQLite: a consistent copy through the online backup API, beside the database file.
+
+        The copy is written to a hidden temporary name, flushed to disk, and only then renamed to
+        ``<db>.backup-<time>``: a process killed during the backup never leaves a file with a
+        backup's name that is not a complete backup.
+        """
         path = self._backup_source()
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
         target = path.with_name(f"{path.name}.backup-{stamp}")
@@ -192,19 +197,23 @@ class SqlBackend:
         while target.exists():
             counter += 1
             target = path.with_name(f"{path.name}.backup-{stamp}-{counter}")
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         report(f"backing up {path} to {target}")
         conn = self._handle.fresh_connection()
         import sqlite3
 
         source: Any = conn.connection.dbapi_connection
         try:
-            destination = sqlite3.connect(target)
+            destination = sqlite3.connect(partial)
             try:
                 source.backup(destination)
             finally:
                 destination.close()
+            _fsync(partial)
+            os.replace(partial, target)
+            _fsync(target.parent)
         except (sqlite3.Error, OSError) as exc:
-            target.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise BackendUnavailable(f"{self.name}: backup to {target} failed: {exc}") from exc
         return str(target)
 
@@ -253,3 +262,11 @@ class SqlBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
