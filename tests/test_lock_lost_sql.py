@@ -271,7 +271,7 @@ def test_a_version_recorded_by_another_process_meanwhile_is_not_run_again(
                 backend.apply(migration, Direction.UP, noop)
     finally:
         backend.close()
-    assert "version 1" in str(info.value) and "001_counter" in str(info.value)
+    assert "version 1 is already recorded" in str(info.value) and "001_counter" in str(info.value)
     engine = sa.create_engine(sql_url)
     try:
         with engine.connect() as conn:

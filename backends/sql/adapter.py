@@ -226,11 +226,12 @@ class SqlBackend:
             raise lock.lost("the database session no longer holds it", f"stopped at {migration.label}: {doing}")
         recorded = self._books.has(conn, handle.cursor, migration.version)
         if recorded != (direction is Direction.DOWN):
-            moved = "recorded" if direction is Direction.UP else "removed"
+            state, done = ("already", "applied") if direction is Direction.UP else ("no longer", "rolled back")
             doing = "it ran outside a transaction, so it ran twice" if ran else "it was not run again"
-            raise LockLost(f"{self.name}: version {migration.version} was {moved} in {self.version_table} by another "
-                           f"process while this one held the migration lock on database {self.location}; stopped at "
-                           f"{migration.label}: {doing}. Run `migrator validate` once the other process is done.")
+            raise LockLost(f"{self.name}: version {migration.version} is {state} recorded in {self.version_table} "
+                           f"of database {self.location}: another process {done} it while this one held the "
+                           f"migration lock; stopped at {migration.label}: {doing}. "
+                           "Run `migrator validate` once the other process is done.")
 
     # ------------------------------------------------------------------ locking
 
