@@ -27,7 +27,7 @@ from pg import PostgresServer
 
 from conftest import write_config
 from migrator.backends.sql import SqlBackend
-from migrator.errors import LockLost
+from migrator.errors import LockLost, LockTimeout
 from migrator.model import Direction
 
 CREATE_RUNS = """\
@@ -368,4 +368,24 @@ def test_a_lent_engines_session_gets_its_idle_timeout_back_when_the_lock_is_rele
             assert conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()").scalar() == 0
     finally:
+        engine.dispose()
+
+
+def test_a_lent_engines_session_gets_its_idle_timeout_back_when_the_lock_wait_times_out(
+    postgres_url: str, postgres_server: PostgresServer, counter_dir: Path
+) -> None:
+    database = sa.make_url(postgres_url).database
+    postgres_server.admin().execute(f'ALTER DATABASE "{database}" SET idle_session_timeout = \'5min\'')
+    holder = SqlBackend("db", postgres_url, counter_dir)
+    engine = sa.create_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        with holder.lock(5):
+            waiter = SqlBackend("db", engine, counter_dir)
+            with pytest.raises(LockTimeout), waiter.lock(0):
+                pass
+            waiter.close()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW idle_session_timeout").scalar() == "5min"
+    finally:
+        holder.close()
         engine.dispose()

@@ -113,8 +113,11 @@ class SessionLock:
             with handle.transaction(write=False) as conn:
                 conn.exec_driver_sql(KEEP_ALIVE_SQL)
             wait_for(self._try_once, timeout, timed_out)
-        except sa.exc.DBAPIError as exc:
-            raise handle.unavailable(exc) from None
+        except BaseException as exc:
+            self._restore()  # a lent Engine's connection goes back to its pool as it came
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise handle.unavailable(exc) from None
+            raise
         handle.pin(lambda why: self._lost(why, "stopped"))
 
     def _try_once(self) -> bool:
@@ -134,6 +137,8 @@ class SessionLock:
     def verify(self, then: str) -> None:
         """LockLost (``then`` says what became of the run) unless the session is alive and holds the lock."""
         handle = self._handle
+        if not handle.alive():
+            raise self._lost("the database session holding it ended", then)
         try:
             with handle.transaction(write=False):
                 held = self.held()
@@ -150,13 +155,16 @@ class SessionLock:
 
     def release(self) -> None:
         """Unlock and restore the session's settings, if the session is still there (never a new one)."""
+        self._handle.unpin()
+        self._restore(f"SELECT pg_advisory_unlock({self._key:d})")
+
+    def _restore(self, *first: str) -> None:
         handle = self._handle
-        handle.unpin()
         if not handle.alive():
             return
         with contextlib.suppress(Exception), handle.transaction(write=False) as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self._key:d})")
-            conn.exec_driver_sql(RESTORE_SQL)
+            for sql in (*first, RESTORE_SQL):
+                conn.exec_driver_sql(sql)
 
 
 @contextlib.contextmanager
