@@ -19,7 +19,7 @@ from typing import NamedTuple, TypeVar
 from migrator import checksums, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
-from migrator.errors import MigrationFailed, UsageError
+from migrator.errors import LockLost, MigrationFailed, UsageError
 from migrator.events import (
     BackendProgress,
     BackupTaken,
@@ -251,6 +251,10 @@ class Runner:
 
             try:
                 record = self.backend.apply(migration, direction, report)
+            except LockLost as exc:  # not this migration's failure: the whole run stops, every line
+                stop.set()
+                self._emit(MigrationFailedEvent(self.backend.name, migration, direction, exc.message))
+                raise
             except MigrationFailed as exc:
                 self._fail(result, migration, direction, exc.message, stop, fail_fast)
                 return

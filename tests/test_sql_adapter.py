@@ -27,6 +27,7 @@ from migrator.errors import (
     ConfigError,
     IrreversibleMigration,
     LoaderError,
+    LockLost,
     LockTimeout,
     MigrationFailed,
     UsageError,
@@ -555,13 +556,13 @@ def test_sql_file_that_commits_by_itself_is_refused_before_it_runs(backend: SqlB
     assert not {"a", "b"} & set(tables(sql_url))
 
 
-def test_recording_a_version_twice_fails_and_rolls_back(backend: SqlBackend, sql_url: str,
-                                                        migrations_dir: Path) -> None:
+def test_applying_a_recorded_version_again_is_refused_before_it_runs(backend: SqlBackend, sql_url: str,
+                                                                    migrations_dir: Path) -> None:
     write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
     [migration] = backend.discover()
     backend.prepare()
     backend.stamp([migration])
-    with pytest.raises(MigrationFailed, match="recording version 1 in migrations failed"):
+    with pytest.raises(LockLost, match=r"version 1 is already recorded in migrations .*it was not run again"):
         backend.apply(migration, Direction.UP, noop)
     assert "docs" not in tables(sql_url)
 

@@ -24,6 +24,7 @@ from migrator.errors import (
     BackendUnavailable,
     ConfigError,
     IrreversibleMigration,
+    LockLost,
     LockTimeout,
     MigrationFailed,
     UsageError,
@@ -34,7 +35,7 @@ from ..base import Capabilities, Report
 from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .handle import Handle
-from .lock import advisory_lock, advisory_lock_key, file_lock
+from .lock import SessionLock, advisory_lock_key, file_lock, session_lock
 from .messages import cause, printable
 from .steps import Steps
 
@@ -88,6 +89,7 @@ class SqlBackend:
         self._books = VersionTable(version_table, name, self.location, self._handle.dialect)
         self._steps = Steps(name, self._handle, self._books)
         self._prepared = False
+        self._session_lock: SessionLock | None = None  # PostgreSQL, while the lock is held
 
     def __repr__(self) -> str:
         return f"<SqlBackend {self.name} {self.location}>"
@@ -223,13 +225,37 @@ class SqlBackend:
         loaded = sources.load_one(migration, self.dialect)
         if direction is Direction.DOWN and not loaded.reversible:
             raise IrreversibleMigration(f"{self.name}: {loaded.label} has no down migration; it cannot be undone")
-        return self._steps.apply(loaded, direction, report)
+        lock = self._session_lock
+        if lock is not None:  # still connected, still holding the lock
+            lock.verify(f"stopped before {loaded.label}")
+        try:
+            return self._steps.apply(loaded, direction, report, self._guard)
+        except MigrationFailed as exc:
+            if lock is not None:  # a failure because the session holding the lock ended is that
+                lock.verify(exc.message)
+            raise
+
+    def _guard(self, conn: sa.Connection, migration: Migration, direction: Direction, ran: bool) -> None:
+        """Under the lock, in the step's transaction: the lock is still held, and nobody else ran the step."""
+        handle = self._handle
+        lock = self._session_lock
+        if lock is not None and not lock.held():
+            doing = "it ran outside a transaction, its version is not recorded" if ran else "it was not run"
+            raise lock.lost("the database session no longer holds it", f"stopped at {migration.label}: {doing}")
+        recorded = self._books.has(conn, handle.cursor, migration.version)
+        if recorded != (direction is Direction.DOWN):
+            state, done = ("already", "applied") if direction is Direction.UP else ("no longer", "rolled back")
+            doing = "it ran outside a transaction, so it ran twice" if ran else "it was not run again"
+            raise LockLost(f"{self.name}: version {migration.version} is {state} recorded in {self.version_table} "
+                           f"of database {self.location}: another process {done} it while this one held the "
+                           f"migration lock; stopped at {migration.label}: {doing}. "
+                           "Run `migrator validate` once the other process is done.")
 
     # ------------------------------------------------------------------ locking
 
     def lock(self, timeout: float) -> AbstractContextManager[None]:
         handle = self._handle
-        engine = handle.engine()  # a missing driver or a bad URL is reported before the lock file is created
+        handle.engine()  # a missing driver or a bad URL is reported before the lock file is created
         path = handle.sqlite_path()
         if path is not None:
             return file_lock(
@@ -239,9 +265,22 @@ class SqlBackend:
                 lambda lock_path, exc: handle.path_unusable(lock_path, "create the lock file", exc),
             )
         if self.dialect == "postgresql":
-            return advisory_lock(engine, advisory_lock_key(self.version_table), timeout,
-                                 lambda: self._lock_timeout(timeout), handle.unavailable)
+            return self._held(session_lock(handle, advisory_lock_key(self.version_table), timeout,
+                                           lambda: self._lock_timeout(timeout), self._lost))
         return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _held(self, lock: AbstractContextManager[SessionLock]) -> Iterator[None]:
+        with lock as held:
+            self._session_lock = held
+            try:
+                yield
+            finally:
+                self._session_lock = None
+
+    def _lost(self, why: str, then: str) -> LockLost:
+        return LockLost(f"{self.name}: lost the migration lock on database {self.location} ({why}); {then}. "
+                        "Run `migrator validate` once the other process is done.")
 
     def _lock_timeout(self, timeout: float, lock_file: Path | None = None, holder: str = "") -> LockTimeout:
         held = f"; {printable(str(lock_file))} is held by {printable(holder)}" if lock_file and holder else ""

@@ -42,6 +42,7 @@ class _Statements:
     insert: _Statement
     delete: _Statement
     set_checksum: _Statement
+    find: _Statement
     versions: str
 
     @classmethod
@@ -73,6 +74,7 @@ class _Statements:
             ),
             delete=statement(f"DELETE FROM {table} WHERE version = {{}}", ("version",)),
             set_checksum=statement(f"UPDATE {table} SET checksum = {{}} WHERE version = {{}}", ("checksum", "version")),
+            find=statement(f"SELECT count(*) FROM {table} WHERE version = {{}}", ("version",)),
             versions=f"SELECT version FROM {table}",
         )
 
@@ -168,6 +170,13 @@ class VersionTable:
             applied_at=now,
             duration_ms=duration_ms,
         )
+
+    def has(self, conn: sa.Connection, cursor: Any, version: int) -> bool:
+        """Whether ``version`` is recorded, read through ``cursor`` in the caller's transaction."""
+        find = self._statements(conn).find
+        cursor.execute(find.sql, find.params(version=version))
+        row = cursor.fetchone()
+        return bool(row and row[0])
 
     def remove(self, conn: sa.Connection, cursor: Any, versions: Iterable[int]) -> None:
         delete = self._statements(conn).delete

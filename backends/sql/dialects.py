@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 PG_CONNECT_TIMEOUT = 10
+# libpq's TCP keepalives: a dead network under the lock's session is noticed in about a minute (not the
+# operating system's two hours), and an idle session is not dropped by a NAT or firewall meanwhile.
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def _sqlite_version_table(table: str) -> str:
@@ -50,15 +53,19 @@ def _postgresql_engine(url: URL, options: dict[str, Any]) -> tuple[URL, dict[str
 
     A plain ``postgresql://`` URL means psycopg2 to SQLAlchemy; when only psycopg (3) is
     installed (``migrator[postgres]``), use it. libpq waits forever for a silent host:
-    connect_timeout defaults to 10 s unless the URL or engine_options say otherwise.
+    connect_timeout defaults to 10 s, and TCP keepalives are on (``PG_KEEPALIVES``), unless the
+    URL or engine_options say otherwise.
     """
     if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None \
             and importlib.util.find_spec("psycopg") is not None:
         url = url.set(drivername="postgresql+psycopg")
     driver = url.drivername.partition("+")[2] or "psycopg2"
     connect_args = dict(options.get("connect_args") or {})
-    if driver in {"psycopg", "psycopg2"} and "connect_timeout" not in url.query:
-        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+    if driver in {"psycopg", "psycopg2"}:
+        defaults = {"connect_timeout": PG_CONNECT_TIMEOUT, **PG_KEEPALIVES}
+        for key, value in defaults.items():
+            if key not in url.query:
+                connect_args.setdefault(key, value)
         options["connect_args"] = connect_args
     return url, options
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,8 @@ class Handle:
         self.guarding = False
         self.refused: str | None = None
         self._ops: Operations | None = None
+        # set while a lock lives in this connection's session: a new session would not hold it
+        self._pinned: Callable[[str], BaseException] | None = None
 
     # ------------------------------------------------------------------ engine and connection
 
@@ -105,6 +107,10 @@ class Handle:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.invalidated:
             return conn
+        if self._pinned is not None:
+            why = "the database session holding it was closed" if conn is None or conn.closed else \
+                "the database session holding it ended"
+            raise self._pinned(why)
         self._conn = self._ops = None
         engine = self.engine()
         try:
@@ -130,6 +136,18 @@ class Handle:
         event.listen(conn, "rollback", self._on_rollback)
         self._conn = conn
         return conn
+
+    def pin(self, lost: Callable[[str], BaseException]) -> None:
+        """From now on the run's session must not be replaced: ``connection()`` raises ``lost(why)`` instead."""
+        self._pinned = lost
+
+    def unpin(self) -> None:
+        self._pinned = None
+
+    def alive(self) -> bool:
+        """Whether the run's connection is open and usable as far as SQLAlchemy knows."""
+        conn = self._conn
+        return conn is not None and not conn.closed and not conn.invalidated
 
     def database_errors(self) -> tuple[type[BaseException], ...]:
         """What a database error can be: SQLAlchemy's, or the driver's own (from the raw cursor)."""

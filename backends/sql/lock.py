@@ -1,4 +1,4 @@
-"""The migration lock of a SQL database: a file lock beside a SQLite file, an advisory lock on PostgreSQL."""
+"""The migration lock of a SQL database: a file lock beside a SQLite file, a session advisory lock on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,10 +7,41 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from migrator.errors import LockLost
+
 from ..locking import read_holder, try_flock, wait_for, write_holder
+from .messages import cause, first_line
+
+if TYPE_CHECKING:
+    from .handle import Handle
+
+# The settings the lock's session changes for itself while it holds the lock: the server must not
+# end it for idling (between statements, or inside a migration's transaction), and a dead peer is
+# noticed through TCP keepalives. Read from pg_settings, so a server without one of them is fine.
+_SESSION_SETTINGS = (
+    ("idle_session_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+)
+_NAMES = ", ".join(f"'{name}'" for name, _ in _SESSION_SETTINGS)
+KEEP_ALIVE_SQL = (
+    "SELECT set_config(s.name, v.setting, false) FROM pg_settings s JOIN (VALUES "
+    + ", ".join(f"('{name}', '{value}')" for name, value in _SESSION_SETTINGS)
+    + ") AS v(name, setting) ON v.name = s.name"
+)
+RESTORE_SQL = f"SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN ({_NAMES})"
+# A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+_HELD_SQL = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 1 "
+    "AND ((classid::bigint << 32) | objid::bigint) = {key:d}"
+)
 
 
 def advisory_lock_key(version_table: str) -> int:
@@ -59,32 +90,95 @@ def file_lock(
         os.close(fd)
 
 
+class SessionLock:
+    """A PostgreSQL session advisory lock held by the very session that runs the migrations.
+
+    Holding it on the run's own connection (as golang-migrate does) ties the lock to the work:
+    when the server ends that session (``pg_terminate_backend``, an idle timeout, a network drop)
+    the lock and the migration's open transaction end together, so nothing can commit without
+    the lock, and the handle refuses to open a new session in its place (``Handle.pin``).
+    The session switches the server's idle timeouts off for itself and sends TCP keepalives
+    while it holds the lock; :meth:`verify` checks before each migration that it is still
+    connected and still holds the lock (``pg_locks`` for its own pid).
+    """
+
+    def __init__(self, handle: Handle, key: int, lost: Callable[[str, str], LockLost]) -> None:
+        self._handle = handle
+        self._key = key
+        self._lost = lost  # lost(why, what happened to the run) makes the error
+
+    def acquire(self, timeout: float, timed_out: Callable[[], BaseException]) -> None:
+        handle = self._handle
+        try:
+            with handle.transaction(write=False) as conn:
+                conn.exec_driver_sql(KEEP_ALIVE_SQL)
+            wait_for(self._try_once, timeout, timed_out)
+        except BaseException as exc:
+            self._restore()  # a lent Engine's connection goes back to its pool as it came
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise handle.unavailable(exc) from None
+            raise
+        handle.pin(lambda why: self._lost(why, "stopped"))
+
+    def _try_once(self) -> bool:
+        with self._handle.transaction(write=False) as conn:
+            return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self._key:d})").scalar())
+
+    def held(self) -> bool:
+        """Whether this session holds the lock, asked on the run's cursor in whatever transaction is open.
+
+        A dead session raises the driver's error.
+        """
+        cursor = self._handle.cursor
+        cursor.execute(_HELD_SQL.format(key=self._key))
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+    def verify(self, then: str) -> None:
+        """LockLost (``then`` says what became of the run) unless the session is alive and holds the lock."""
+        handle = self._handle
+        if not handle.alive():
+            raise self._lost("the database session holding it ended", then)
+        try:
+            with handle.transaction(write=False):
+                held = self.held()
+        except LockLost:
+            raise
+        except Exception as exc:  # the driver's own error (raw cursor) or SQLAlchemy's
+            why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
+            raise self._lost(f"the database session holding it ended: {handle.scrub(why)}", then) from exc
+        if not held:
+            raise self._lost("the database session no longer holds it", then)
+
+    def lost(self, why: str, then: str) -> LockLost:
+        return self._lost(why, then)
+
+    def release(self) -> None:
+        """Unlock and restore the session's settings, if the session is still there (never a new one)."""
+        self._handle.unpin()
+        self._restore(f"SELECT pg_advisory_unlock({self._key:d})")
+
+    def _restore(self, *first: str) -> None:
+        handle = self._handle
+        if not handle.alive():
+            return
+        with contextlib.suppress(Exception), handle.transaction(write=False) as conn:
+            for sql in (*first, RESTORE_SQL):
+                conn.exec_driver_sql(sql)
+
+
 @contextlib.contextmanager
-def advisory_lock(
-    engine: sa.Engine,
+def session_lock(
+    handle: Handle,
     key: int,
     timeout: float,
     timed_out: Callable[[], BaseException],
-    unavailable: Callable[[BaseException], BaseException],
-) -> Iterator[None]:
-    """A PostgreSQL session advisory lock on its own AUTOCOMMIT connection, held while the block runs."""
+    lost: Callable[[str, str], LockLost],
+) -> Iterator[SessionLock]:
+    """A :class:`SessionLock` on the handle's connection, held while the block runs."""
+    lock = SessionLock(handle, key, lost)
+    lock.acquire(timeout, timed_out)
     try:
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    except sa.exc.DBAPIError as exc:
-        raise unavailable(exc) from None
-    try:
-        try:
-            wait_for(
-                lambda: bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key:d})").scalar()),
-                timeout,
-                timed_out,
-            )
-        except sa.exc.DBAPIError as exc:
-            raise unavailable(exc) from None
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sa.exc.DBAPIError):
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key:d})")
+        yield lock
     finally:
-        conn.close()
+        lock.release()

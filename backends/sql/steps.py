@@ -6,10 +6,11 @@ The failure wording of both paths lives here.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from migrator.errors import MigrationFailed
+from migrator.errors import LockLost, MigrationFailed
 from migrator.model import DATABASE_LINE, AppliedMigration, Direction, Migration
 
 from ..base import Report
@@ -20,6 +21,14 @@ from .handle import Handle
 from .messages import StepError, TransactionControlRefused, cause, first_line, line_in
 from .sources import PythonCode, SqlCode
 
+Guard = Callable[[sa.Connection, Migration, Direction, bool], None]
+"""Checked under the lock before a step's body runs (``ran`` False) and before its version row is
+written after a body that ran outside a transaction (``ran`` True); raises ``LockLost``."""
+
+
+def no_guard(conn: sa.Connection, migration: Migration, direction: Direction, ran: bool) -> None:
+    pass
+
 
 class Steps:
     """Applies loaded migrations of one backend through its handle and version table."""
@@ -29,8 +38,13 @@ class Steps:
         self._handle = handle
         self._books = books
 
-    def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
-        """Run a loaded ``migration`` (payload ``PythonCode`` or ``SqlCode``) in ``direction``."""
+    def apply(self, migration: Migration, direction: Direction, report: Report,
+              guard: Guard = no_guard) -> AppliedMigration | None:
+        """Run a loaded ``migration`` (payload ``PythonCode`` or ``SqlCode``) in ``direction``.
+
+        ``guard`` runs inside the step's transaction before the body (right before the body of a
+        migration that runs outside a transaction, and again in the transaction that records it).
+        """
         code = migration.payload
         assert isinstance(code, (PythonCode, SqlCode))
         what = _what(migration, code, direction)
@@ -39,11 +53,11 @@ class Steps:
         else:
             transactional = migration.transactional
         if not transactional:
-            return self._apply_outside_transaction(migration, code, direction, report, what)
-        return self._apply_in_transaction(migration, code, direction, what)
+            return self._apply_outside_transaction(migration, code, direction, report, what, guard)
+        return self._apply_in_transaction(migration, code, direction, what, guard)
 
     def _apply_in_transaction(
-        self, loaded: Migration, code: PythonCode | SqlCode, direction: Direction, what: str
+        self, loaded: Migration, code: PythonCode | SqlCode, direction: Direction, what: str, guard: Guard
     ) -> AppliedMigration | None:
         handle = self._handle
         conn = handle.fresh_connection()
@@ -53,6 +67,7 @@ class Steps:
         except sa.exc.DBAPIError as exc:
             raise self._failed(loaded, f"{what}: cannot start a transaction: {handle.scrub(cause(exc))}") from exc
         try:
+            guard(conn, loaded, direction, False)
             started = time.perf_counter()
             # Python code can reach the driver's connection and end the transaction behind our back;
             # on PostgreSQL that shows as a new transaction id (SQLite: the driver's in_transaction).
@@ -75,6 +90,9 @@ class Steps:
                 )
             record = self._record(conn, loaded, direction, duration_ms)
             trans.commit()
+        except LockLost:
+            handle.abandon(conn, trans)
+            raise
         except (Exception, SystemExit) as exc:  # sys.exit() in a migration is that migration's failure
             handle.abandon(conn, trans)
             if isinstance(exc, StepError):
@@ -90,7 +108,8 @@ class Steps:
         return record
 
     def _apply_outside_transaction(
-        self, migration: Migration, code: PythonCode | SqlCode, direction: Direction, report: Report, what: str
+        self, migration: Migration, code: PythonCode | SqlCode, direction: Direction, report: Report, what: str,
+        guard: Guard,
     ) -> AppliedMigration | None:
         handle = self._handle
         conn = handle.fresh_connection()
@@ -102,8 +121,11 @@ class Steps:
             conn.execution_options(isolation_level="AUTOCOMMIT")
         started = time.perf_counter()
         try:
+            guard(conn, migration, direction, False)  # the re-read right before the body
             with conn.begin():
                 self._run_body(conn, code, direction)
+        except LockLost:
+            raise
         except (Exception, SystemExit) as exc:
             if isinstance(exc, StepError):
                 message = exc.message
@@ -126,7 +148,10 @@ class Steps:
         duration_ms = round((time.perf_counter() - started) * 1000)
         try:
             with handle.transaction(write=True) as conn:
+                guard(conn, migration, direction, True)
                 return self._record(conn, migration, direction, duration_ms)
+        except LockLost:
+            raise
         except Exception as exc:
             why = exc.message if isinstance(exc, StepError) else cause(exc)
             raise self._failed(migration, f"{what}: ran, but {handle.scrub(why)}") from exc
