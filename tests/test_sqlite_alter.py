@@ -394,3 +394,16 @@ def test_a_copy_in_a_migration_without_transaction_is_kept(sqlite_project: Proje
     [(sql,)] = run(db, "SELECT sql FROM sqlite_master WHERE name = 'chunks'")
     assert sql.endswith("CONSTRAINT ck_chunks_n CHECK (n > 0)\n)")
     assert run(db, "SELECT count(*) FROM chunks") == [(3,)]
+
+
+def test_the_autoincrement_counter_of_a_mixed_case_table_is_kept(sqlite_project: Project) -> None:
+    sqlite_project.write("001_t.up.sql", """\
+        CREATE TABLE "Notes" (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);
+        INSERT INTO "Notes"(body) VALUES ('a'), ('b'), ('c');
+        DELETE FROM "Notes" WHERE id > 1;
+    """)
+    sqlite_project.write("002_copy.py", migration('db.op.alter_column("notes", "body", nullable=False)', "pass"))
+    assert sqlite_project.cli("upgrade").code == 0
+    db = database(sqlite_project)
+    run(db, "INSERT INTO Notes(body) VALUES ('d')")
+    assert run(db, "SELECT id FROM Notes WHERE body = 'd'") == [(4,)]

@@ -69,10 +69,10 @@ class SqliteOperations:
         """``ALTER TABLE ADD COLUMN`` with the column's inline constraints (FK, CHECK, COLLATE);
         a copy for what SQLite cannot add in place (PRIMARY KEY, UNIQUE)."""
         table = self._table(table_name, schema)
-        what = f"add_column {table.name}.{column.name}"
+        what = f"add_column {table.display}.{column.name}"
         text = self._column_sql(column)
         if table.column(column.name) is not None:
-            raise SchemaChangeRefused(f"{what}: table {table.name} already has a column {column.name}")
+            raise SchemaChangeRefused(f"{what}: table {table.display} already has a column {column.name}")
         if column.primary_key or column.unique:
             edits = Edits(table.sql)
             ddl.add_item(edits, table, text, column=True)
@@ -84,10 +84,10 @@ class SqliteOperations:
         """SQLite's ``DROP COLUMN`` where it can, a copy where it refuses only because of the column's
         own UNIQUE / FOREIGN KEY; refused, naming the object, where another object uses the column."""
         table = self._table(table_name, schema)
-        what = f"drop_column {table.name}.{column_name}"
+        what = f"drop_column {table.display}.{column_name}"
         item = table.column(column_name)
         if item is None:
-            raise SchemaChangeRefused(f"{what}: table {table.name} has no column {column_name}")
+            raise SchemaChangeRefused(f"{what}: table {table.display} has no column {column_name}")
         column = item.column
         assert column is not None
         with_it, indexes = self._drop_column_plan(table, column, schema, what)
@@ -130,7 +130,7 @@ class SqliteOperations:
             table = self._table(table_name, schema)
             item = table.column(column_name)
             if item is None:
-                raise SchemaChangeRefused(f"{what}: table {table.name} has no column {column_name}")
+                raise SchemaChangeRefused(f"{what}: table {table.display} has no column {column_name}")
             edits = Edits(table.sql)
             if type_ is not None:
                 type_engine = sa.types.to_instance(type_)
@@ -153,12 +153,12 @@ class SqliteOperations:
 
     def _rename_column(self, table_name: str, old: str, new: str, schema: str | None) -> None:
         table = self._table(table_name, schema)
-        what = f"alter_column {table.name}.{old} (rename to {new})"
+        what = f"alter_column {table.display}.{old} (rename to {new})"
         item = table.column(old)
         if item is None:
-            raise SchemaChangeRefused(f"{what}: table {table.name} has no column {old}")
+            raise SchemaChangeRefused(f"{what}: table {table.display} has no column {old}")
         if table.column(new) is not None and new.lower() != old.lower():
-            raise SchemaChangeRefused(f"{what}: table {table.name} already has a column {new}")
+            raise SchemaChangeRefused(f"{what}: table {table.display} already has a column {new}")
         if self._version() >= NATIVE_RENAME_COLUMN:
             # legacy_alter_table off: SQLite rewrites the indices, triggers, views and foreign keys that use it
             with self._pragma("legacy_alter_table", 0):
@@ -199,7 +199,7 @@ class SqliteOperations:
                            schema: str | None = None) -> None:
         table = self._table(table_name, schema)
         if table.primary_key():
-            raise SchemaChangeRefused(f"create_primary_key {constraint_name or ''} on {table.name}: the table "
+            raise SchemaChangeRefused(f"create_primary_key {constraint_name or ''} on {table.display}: the table "
                                       f"already has a primary key ({', '.join(table.primary_key())})")
         cols = ", ".join(quote(c) for c in columns)
         self._add_constraint(table_name, constraint_name, f"PRIMARY KEY ({cols})", schema, "create_primary_key")
@@ -234,18 +234,18 @@ class SqliteOperations:
     def drop_constraint(self, constraint_name: str, table_name: str, type_: str | None = None, *,
                         schema: str | None = None, **kw: Any) -> None:
         table = self._table(table_name, schema)
-        what = f"drop_constraint {constraint_name} on {table.name}"
+        what = f"drop_constraint {constraint_name} on {table.display}"
         found = table.constraints_named(constraint_name)
         kind = _CONSTRAINT_TYPES.get(type_ or "")
         if kind is not None:
             found = [c for c in found if c.kind == kind]
         if not found:
             raise SchemaChangeRefused(
-                f"{what}: table {table.name} has no {type_ + ' ' if type_ else ''}constraint named "
+                f"{what}: table {table.display} has no {type_ + ' ' if type_ else ''}constraint named "
                 f"{constraint_name} (SQLite keeps only constraints written as CONSTRAINT name ...; "
                 "an index made with create_index is dropped with drop_index)")
         if len(found) > 1:
-            raise SchemaChangeRefused(f"{what}: table {table.name} has {len(found)} constraints of that name; "
+            raise SchemaChangeRefused(f"{what}: table {table.display} has {len(found)} constraints of that name; "
                                       "pass type_ to say which")
         edits = Edits(table.sql)
         ddl.remove_constraint(edits, table, found[0])
@@ -254,9 +254,9 @@ class SqliteOperations:
     def _add_constraint(self, table_name: str, name: str | None, body: str, schema: str | None, verb: str, *,
                         check_foreign_keys: bool = False) -> None:
         table = self._table(table_name, schema)
-        what = f"{verb} {name} on {table.name}" if name else f"{verb} on {table.name}"
+        what = f"{verb} {name} on {table.display}" if name else f"{verb} on {table.display}"
         if name is not None and table.constraints_named(name):
-            raise SchemaChangeRefused(f"{what}: table {table.name} already has a constraint named {name}")
+            raise SchemaChangeRefused(f"{what}: table {table.display} already has a constraint named {name}")
         edits = Edits(table.sql)
         ddl.add_item(edits, table, f"CONSTRAINT {quote(name)} {body}" if name else body, column=False)
         self._copy(table, edits.result(), schema, what, check_foreign_keys=check_foreign_keys)
@@ -280,13 +280,13 @@ class SqliteOperations:
         try:
             new = ddl.parse_create_table(new_sql)
         except ddl.DdlError as exc:
-            raise SchemaChangeRefused(f"{what}: cannot read the new definition of {table.name}: {exc}") from None
+            raise SchemaChangeRefused(f"{what}: cannot read the new definition of {table.display}: {exc}") from None
         foreign_keys_on = bool(self._scalar("PRAGMA foreign_keys"))
         if foreign_keys_on:
             children = sorted({c for c, _f, _t in self._foreign_keys_to(table.name, schema) if c != table.name})
             if children:
                 raise SchemaChangeRefused(
-                    f"{what}: needs a copy of table {table.name}, and PRAGMA foreign_keys is ON on the "
+                    f"{what}: needs a copy of table {table.display}, and PRAGMA foreign_keys is ON on the "
                     f"migration's connection: dropping the old copy would fire the foreign keys of "
                     f"{', '.join(children)}; run the migration with foreign keys off (SQLite cannot switch "
                     "them inside a transaction)")
@@ -325,16 +325,16 @@ class SqliteOperations:
                 self._execute(rewrites.get(name, sql), f"{what}: re-creating index {name}")
             for name, sql in triggers:
                 self._execute(sql, f"{what}: re-creating trigger {name}")
-            if sequence is not None:
-                self._execute(f"UPDATE {self._master(schema, 'sqlite_sequence')} SET seq = max(seq, {int(sequence)}) "
-                              f"WHERE name = '{table.name.replace(chr(39), chr(39) * 2)}'", what)
+            if sequence is not None:  # AUTOINCREMENT never hands out an id twice
+                conn.exec_driver_sql(f"UPDATE {self._master(schema, 'sqlite_sequence')} SET seq = max(seq, ?) "
+                                     "WHERE name = ? COLLATE NOCASE", (sequence, table.name))
             if check_foreign_keys or foreign_keys_on:
                 bad = conn.exec_driver_sql(
                     f"SELECT count(*), min(rowid) FROM pragma_foreign_key_check({_literal(table.name)}"
                     f"{', ' + _literal(schema) if schema else ''})").one()
                 if bad[0]:
                     raise SchemaChangeRefused(
-                        f"{what}: {bad[0]} row(s) of {table.name} violate its foreign keys (first rowid "
+                        f"{what}: {bad[0]} row(s) of {table.display} violate its foreign keys (first rowid "
                         f"{bad[1]}); nothing changed")
         log.info("%s: table %s copied, its indices and triggers re-created", what, table.name)
 

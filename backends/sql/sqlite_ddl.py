@@ -201,6 +201,7 @@ class CreateTable:
     name_end: int
     items: tuple[Item, ...]
     options: str  # after the closing parenthesis: WITHOUT ROWID, STRICT
+    display: str = ""  # the name as written, unquoted (for messages)
 
     @property
     def columns(self) -> list[Item]:
@@ -279,7 +280,8 @@ def parse_create_table(sql: str) -> CreateTable:
             continue
         chunk.append(token)
     name = name_token.value
-    return CreateTable(sql, name, name_token.start, name_token.end, tuple(items), sql[sig[close_at].end:])
+    return CreateTable(sql, name, name_token.start, name_token.end, tuple(items), sql[sig[close_at].end:],
+                       unquote(name_token.text))
 
 
 def _item(tokens: list[Token], raw_start: int, raw_end: int) -> Item:
