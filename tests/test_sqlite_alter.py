@@ -77,7 +77,10 @@ CASES = {
         'db.op.drop_column("documents", "summary")'),
     "add_column_with_foreign_key": Case(
         'db.op.add_column("chunks", sa.Column("parent_id", sa.Integer, '
-        'sa.ForeignKey("chunks.id", ondelete="SET NULL")))',
+        'sa.ForeignKey("chunks.id", ondelete="SET NULL", name="fk_chunks_parent")))\n'
+        'db.op.drop_constraint("fk_chunks_parent", "chunks", type_="foreignkey")\n'
+        'db.op.create_foreign_key("fk_chunks_parent", "chunks", "chunks", ["parent_id"], ["id"], '
+        'ondelete="SET NULL", deferrable=True, initially="DEFERRED")',
         'db.op.drop_column("chunks", "parent_id")'),
     "add_column_unique": Case(
         'db.op.add_column("links", sa.Column("code", sa.Text, unique=True))',
@@ -227,6 +230,10 @@ REFUSALS = {
     "a trigger that sets it (SQLite's own DROP COLUMN lets this one through)": (
         'db.execute("CREATE TRIGGER tr_tags AFTER INSERT ON tags BEGIN UPDATE chunks SET tag = new.name; END")\n'
         'db.op.drop_column("chunks", "tag")', "trigger tr_tags"),
+    "a trigger that inserts rows without naming columns": (
+        'db.execute("CREATE TRIGGER tr_tags AFTER INSERT ON tags BEGIN '
+        'INSERT INTO links VALUES (1, 2); END")\n'
+        'db.op.drop_column("links", "b")', "trigger tr_tags (INSERT INTO links without a column list)"),
     "an index over it and another column": (
         'db.execute("CREATE INDEX ix_chunks_tag_body ON chunks(tag, body)")\n'
         'db.op.drop_column("chunks", "tag")', "index ix_chunks_tag_body"),
@@ -407,3 +414,15 @@ def test_the_autoincrement_counter_of_a_mixed_case_table_is_kept(sqlite_project:
     db = database(sqlite_project)
     run(db, "INSERT INTO Notes(body) VALUES ('d')")
     assert run(db, "SELECT id FROM Notes WHERE body = 'd'") == [(4,)]
+
+
+def test_add_column_that_would_break_a_trigger_inserting_without_column_names_is_refused(
+        sqlite_project: Project) -> None:
+    db = with_schema(sqlite_project)
+    run(db, "CREATE TRIGGER tr_tags AFTER INSERT ON tags BEGIN INSERT INTO links SELECT 1, 2; END")
+    before = sqlite_schema(db)
+    sqlite_project.write("002_add.py", migration('db.op.add_column("links", sa.Column("c", sa.Integer))', "pass"))
+    assert_clean_error(sqlite_project.cli("upgrade"), 1, "add_column links.c", "trigger tr_tags")
+    assert sqlite_schema(db) == before
+    run(db, "INSERT INTO tags VALUES ('green', 0)")  # the trigger still works
+    assert run(db, "SELECT count(*) FROM links") == [(3,)]

@@ -73,6 +73,10 @@ class SqliteOperations:
         text = self._column_sql(column)
         if table.column(column.name) is not None:
             raise SchemaChangeRefused(f"{what}: table {table.display} already has a column {column.name}")
+        users = self._positional_inserts(table, schema)
+        if users:
+            raise SchemaChangeRefused(f"{what}: {self._named(users)} would break; name the columns there first "
+                                      "(nothing changed)")
         if column.primary_key or column.unique:
             edits = Edits(table.sql)
             ddl.add_item(edits, table, text, column=True)
@@ -376,6 +380,7 @@ class SqliteOperations:
                 else:
                     blockers.append(f"index {name}")
         blockers += self._users_of_column(table, column, schema, include_indexes=False)
+        blockers += self._positional_inserts(table, schema)
         if blockers:
             raise SchemaChangeRefused(f"{what}: {self._named(blockers)} use(s) the column; drop or change "
                                       "them first (nothing changed)")
@@ -397,6 +402,27 @@ class SqliteOperations:
             if column in to_columns:
                 users.append(f"the foreign key {child}({', '.join(from_columns)})")
         return users
+
+    def _positional_inserts(self, table: CreateTable, schema: str | None) -> list[str]:
+        """Triggers that insert into the table without naming columns: a column more or less breaks them."""
+        found = []
+        for name, sql in self._conn.exec_driver_sql(
+                f"SELECT name, sql FROM {self._master(schema)} WHERE type = 'trigger' AND sql IS NOT NULL "
+                "ORDER BY name").all():
+            sig = ddl.significant(ddl.tokenize(str(sql)))
+            for i, token in enumerate(sig[:-2]):
+                if token.upper != "INTO":
+                    continue
+                at = i + 3 if sig[i + 2].text == "." else i + 1
+                if at >= len(sig) or sig[at].value != table.name:
+                    continue
+                after = sig[at + 1:at + 4]
+                if after and after[0].upper == "AS":
+                    after = after[2:]
+                if not after or after[0].text != "(":
+                    found.append(f"trigger {name} (INSERT INTO {table.display} without a column list)")
+                    break
+        return found
 
     # ------------------------------------------------------------------ reading the schema
 
@@ -536,6 +562,8 @@ class SqliteOperations:
             text += " UNIQUE"
         for fk in column.foreign_keys:
             parts = fk.target_fullname.split(".")
+            if fk.name:
+                text += f" CONSTRAINT {quote(str(fk.name))}"
             text += f" REFERENCES {quote(parts[-2])} ({quote(parts[-1])})"
             if fk.ondelete:
                 text += f" ON DELETE {fk.ondelete.upper()}"
