@@ -74,6 +74,12 @@ class ValidationFailed(MigratorError):
     exit_code = EXIT_FAILED
 
 
+class SchemaChangeRefused(MigratorError):
+    """A schema change that would lose or break a schema object; refused before anything changed."""
+
+    exit_code = EXIT_FAILED
+
+
 class MigrationFailed(MigratorError):
     """A migration raised; its changes and its bookkeeping were rolled back together."""
 

@@ -1,6 +1,8 @@
 """Helpers for the safety tests: "exactly as before" made checkable, and the shape of a good error.
 
 - :func:`snapshot` — every table with its columns, and the version table's rows.
+- :func:`sqlite_schema` — every object of a SQLite file as SQLite itself reports it (for "the schema
+  after down equals the schema before up").
 - :func:`sqlite_integrity` — ``PRAGMA integrity_check`` of a SQLite file, opened read-only.
 - :func:`assert_clean_error` — one ``error: ...`` line on stderr naming what it must name,
   no traceback, no secret anywhere in the output.
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +47,61 @@ def snapshot(url: str, version_table: str = "migrations") -> dict[str, Any]:
 
 def versions(url: str) -> list[int]:
     return [row[0] for row in snapshot(url)["rows"]]
+
+
+_SQL_TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|\[[^\]]*\]|`[^`]*`|\w+|.""", re.DOTALL)
+
+
+def normalise_sql(sql: str | None) -> str | None:
+    """``sql`` as SQLite reads it: layout and comments dropped, names unquoted, case folded outside strings.
+
+    SQLite's own ``RENAME`` writes the names it rewrites in double quotes (``"docs"`` for ``docs``)
+    and ``ADD``/``DROP COLUMN`` keep or drop the whitespace around a column: neither changes meaning.
+    """
+    if sql is None:
+        return None
+    words = []
+    for token in _SQL_TOKEN.findall(sql):
+        if token.isspace() or token.startswith(("--", "/*")):
+            continue
+        if token[0] in "\"[`":
+            token = token[1:-1].replace('""', '"')
+        words.append(token if token[0] == "'" else token.lower())
+    return " ".join(words)
+
+
+def sqlite_schema(path: Path) -> dict[str, Any]:
+    """Every object in ``sqlite_master`` (type, name, table, normalised SQL), and for each table its
+    ``PRAGMA table_xinfo`` and ``PRAGMA foreign_key_list`` (actions, MATCH and all)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        objects = sorted(
+            (str(t), str(n).lower(), str(tbl).lower(), normalise_sql(sql))
+            for t, n, tbl, sql in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+        )
+        tables: dict[str, Any] = {}
+        for kind, name, _tbl, _sql in objects:
+            if kind != "table":
+                continue
+            columns = [(r[1].lower(), r[2].upper(), r[3], normalise_sql(r[4]), r[5], r[6])
+                       for r in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,))]
+            keys = sorted((r[0], r[1], r[2].lower(), r[3].lower(), (r[4] or "").lower(), r[5], r[6], r[7])
+                          for r in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,)))
+            tables[name] = {"columns": columns, "foreign_keys": keys}
+        return {"objects": objects, "tables": tables}
+    finally:
+        conn.close()
+
+
+def sqlite_row_counts(path: Path, version_table: str = "migrations") -> dict[str, int]:
+    """The number of rows of every table but the version table."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                 if r[0] != version_table]
+        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+    finally:
+        conn.close()
 
 
 def sqlite_integrity(path: Path) -> str:

@@ -732,7 +732,7 @@ def test_db_op_add_column_then_drop_column(backend: SqlBackend, sql_url: str, mi
     assert indexes == [] and rows == [(1, "first")]
 
 
-def test_db_op_alter_column_on_sqlite_goes_through_batch_mode(make_backend: Any, sqlite_url: str,
+def test_db_op_alter_column_and_constraints_on_sqlite_are_a_table_copy(make_backend: Any, sqlite_url: str,
                                                               migrations_dir: Path) -> None:
     write(migrations_dir, "001_docs.up.sql", "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT);")
     write(migrations_dir, "002_not_null.py", """
@@ -751,7 +751,7 @@ def test_db_op_alter_column_on_sqlite_goes_through_batch_mode(make_backend: Any,
     assert "uq_docs_body" in sql and "ck_docs_id" in sql
 
 
-def test_db_op_foreign_keys_on_sqlite_go_through_batch_mode(make_backend: Any, sqlite_url: str,
+def test_db_op_foreign_keys_on_sqlite_are_a_table_copy(make_backend: Any, sqlite_url: str,
                                                             migrations_dir: Path) -> None:
     write(migrations_dir, "001_tables.up.sql", """
         CREATE TABLE users (id INTEGER PRIMARY KEY);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -23,8 +23,9 @@ class Database:
     - ``db.execute(sql, params=None)``: a string without params runs as it is (literal ``%``
       and ``:word`` are fine); with params it is a SQLAlchemy ``text()`` with ``:name`` binds;
       SQLAlchemy statements are accepted too. Returns the result.
-    - ``db.op``: Alembic ``Operations`` on this migration's connection (on SQLite, column and
-      constraint changes go through batch mode by themselves).
+    - ``db.op``: Alembic ``Operations`` on this migration's connection. On SQLite, SQLite's own
+      ALTER TABLE where it can, else a table copy that keeps every index, trigger, view, CHECK
+      and foreign-key action, or a refusal naming what would be lost (``sqlite_alter``).
     - ``db.connection``: the SQLAlchemy ``Connection``; ``db.dialect``: ``"sqlite"``, ``"postgresql"``...
     """
 
@@ -53,68 +54,13 @@ class Database:
 
 
 def operations_for(connection: sa.Connection, dialect: str) -> Operations:
+    """Alembic ``Operations`` on ``connection``; on SQLite, table changes that keep every object (see sqlite_alter)."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
     operations = Operations(MigrationContext.configure(connection=connection))
-    if dialect_of(dialect).batch_operations:
-        wrapped: Operations = _BatchOperations(operations)  # type: ignore[assignment]
-        return wrapped
+    if dialect_of(dialect).sqlite_alter:
+        from .sqlite_alter import SqliteOperations
+
+        return cast("Operations", SqliteOperations(operations, connection))
     return operations
-
-
-class _BatchOperations:
-    """Alembic ``Operations`` whose column / constraint changes run in batch mode (SQLite).
-
-    SQLite cannot alter or drop columns with constraints, nor add or drop
-    constraints: Alembic's batch mode recreates the table instead. Every other
-    operation goes straight to the wrapped ``Operations``.
-    """
-
-    def __init__(self, operations: Operations) -> None:
-        self._operations = operations
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._operations, name)
-
-    def alter_column(self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
-        with self._operations.batch_alter_table(table_name, schema=schema) as batch:
-            batch.alter_column(column_name, **kw)
-
-    def drop_column(self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
-        with self._operations.batch_alter_table(table_name, schema=schema) as batch:
-            batch.drop_column(column_name, **kw)
-
-    def create_foreign_key(
-        self,
-        constraint_name: str | None,
-        source_table: str,
-        referent_table: str,
-        local_cols: list[str],
-        remote_cols: list[str],
-        *,
-        source_schema: str | None = None,
-        **kw: Any,
-    ) -> None:
-        with self._operations.batch_alter_table(source_table, schema=source_schema) as batch:
-            batch.create_foreign_key(constraint_name, referent_table, local_cols, remote_cols, **kw)
-
-    def drop_constraint(
-        self, constraint_name: str, table_name: str, type_: str | None = None, *, schema: str | None = None,
-        **kw: Any,
-    ) -> None:
-        with self._operations.batch_alter_table(table_name, schema=schema) as batch:
-            batch.drop_constraint(constraint_name, type_=type_, **kw)
-
-    def create_unique_constraint(
-        self, constraint_name: str | None, table_name: str, columns: Sequence[str], *, schema: str | None = None,
-        **kw: Any,
-    ) -> None:
-        with self._operations.batch_alter_table(table_name, schema=schema) as batch:
-            batch.create_unique_constraint(cast(str, constraint_name), columns, **kw)
-
-    def create_check_constraint(
-        self, constraint_name: str | None, table_name: str, condition: Any, *, schema: str | None = None, **kw: Any,
-    ) -> None:
-        with self._operations.batch_alter_table(table_name, schema=schema) as batch:
-            batch.create_check_constraint(cast(str, constraint_name), condition, **kw)

@@ -79,8 +79,8 @@ class Dialect:
     # how a migration that runs outside a transaction gets there: AUTOCOMMIT isolation (SQLite: no
     # BEGIN, every statement commits by itself)
     autocommit_isolation: bool = True
-    # Alembic column / constraint changes through batch mode (a table copy)
-    batch_operations: bool = False
+    # db.op changes tables with SQLite's own ALTER TABLE, or a copy that keeps every object (sqlite_alter)
+    sqlite_alter: bool = False
     # how a Python migration that ended our transaction behind our back is noticed
     transaction_id_sql: str | None = None        # PostgreSQL: a new transaction id
     driver_tracks_transaction: bool = False      # sqlite3: the driver's in_transaction
@@ -96,7 +96,7 @@ SQLITE = Dialect(
     "sqlite",
     begin_write="BEGIN IMMEDIATE",
     autocommit_isolation=False,
-    batch_operations=True,
+    sqlite_alter=True,
     driver_tracks_transaction=True,
     version_table_ddl=_sqlite_version_table,
     text_timestamps=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from migrator.errors import MigratorError
 from migrator.redact import mask_url
 
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # whatever could break a line
@@ -55,6 +56,8 @@ def cause(exc: BaseException) -> str:
     """The driver's own message for database errors, ``Type: message`` for anything else."""
     if isinstance(exc, TransactionControlRefused):
         return str(exc)
+    if isinstance(exc, MigratorError):  # already one phrased line
+        return first_line(exc.message)
     if isinstance(exc, SystemExit):
         return f"sys.exit({exc.code!r}) was called"
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:

@@ -11,5 +11,5 @@ def up(db):
 
 def down(db):
     db.op.drop_index("idx_documents_title", table_name="documents")
-    db.op.drop_column("documents", "updated_at")  # batch mode on SQLite, transparently
+    db.op.drop_column("documents", "updated_at")  # SQLite's own DROP COLUMN; indices, triggers, views kept
     db.execute("DROP INDEX idx_documents_created")
