@@ -88,7 +88,7 @@ from migrator.errors import (
 )
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
-from migrator.model import AppliedMigration, Direction, Migration
+from migrator.model import AppliedMigration, Direction, Issue, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
 from ..base import Capabilities, Report
@@ -111,6 +111,8 @@ from .common import (
     recorded_indices,
     stamp_of,
 )
+from .drift import Seen
+from .drift import find as find_drift
 from .indices import ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, classify, observe
@@ -326,11 +328,36 @@ class LanceBackend:
             return
         self.prepare()
         db = self._connect()
-        stamps = []
+        tops: dict[str, int] = {}
         for migration in migrations:
-            table = open_table(db, migration.line)
-            stamps.append((migration, int(table.version) if table is not None else None))
-        self._books.stamped(db, stamps)
+            tops[migration.line] = max(tops.get(migration.line, 0), migration.version)
+        versions: dict[str, int | None] = {}
+        for name, top in tops.items():
+            # the table's stamp first (it never goes down): a crash before the rows is data ahead, settled by apply
+            table = open_table(db, name)
+            if table is not None:
+                meta = metadata_of(table.schema)
+                if (stamp_of(meta) or 0) < top:
+                    with self._unavailable(f"cannot write the stamp of {name}"):
+                        record(table, recorded_indices(meta), {META_VERSION: str(top)})
+            versions[name] = int(table.version) if table is not None else None
+        self._books.stamped(db, [(m, versions[m.line]) for m in migrations])
+
+    def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
+        """Tables whose stamp disagrees with the bookkeeping, or missing while it says they exist (:mod:`.drift`)."""
+        local = self.local_path
+        if local is not None and not local.is_dir():
+            return []  # connecting would create the folder
+        names = {m.line for m in migrations} | {r.line for r in applied}
+        if not names:
+            return []
+        db = self._connect()
+        seen: dict[str, Seen] = {}
+        with self._unavailable("cannot read the tables' version stamps"):
+            for name in names:
+                table = open_table(db, name)
+                seen[name] = Seen(False) if table is None else Seen(True, stamp_of(metadata_of(table.schema)))
+        return find_drift(migrations, applied, seen, self.version_table)
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:
         if not migrations or not self.applied():
