@@ -113,7 +113,7 @@ from .common import (
 )
 from .drift import Seen
 from .drift import find as find_drift
-from .indices import ensure, merge_specs, record
+from .indices import changed_specs, ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, classify, observe
 from .rollback import closing_row, revert, settle
@@ -569,9 +569,8 @@ class LanceBackend:
         meta = metadata_of(table.schema)
         stamp = max(stamp_of(meta) or 0, step.version)
         recorded = recorded_indices(meta)
-        known = {s.index_name: s for s in recorded}
         specs = merge_specs(recorded, step.indices)
-        changed = [s.index_name for s in step.indices if s.index_name in known and known[s.index_name] != s]
+        changed = changed_specs(recorded, step.indices)
         ensure(table, step.table, specs, report, replace=changed, reported=reported)
         table.checkout_latest()
         record(table, specs, {META_VERSION: str(stamp), META_SOURCE: None, META_ATTEMPT: None})
