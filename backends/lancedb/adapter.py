@@ -82,6 +82,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.errors import (
     BackendUnavailable,
+    ConfigError,
     LoaderError,
     MigrationFailed,
     MigratorError,
@@ -113,6 +114,7 @@ from .common import (
 )
 from .drift import Seen
 from .drift import find as find_drift
+from .folder import unreadable, unwritable
 from .indices import changed_specs, ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, classify, observe
@@ -151,6 +153,7 @@ def create(config: BackendConfig) -> LanceBackend:
         lock_timeout=config.lock_timeout,
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
         lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
+        source=config.source,
     )
 
 
@@ -170,6 +173,7 @@ class LanceBackend:
         *,
         version_table: str = DEFAULT_VERSION_TABLE,
         lock_lease: float = DEFAULT_LEASE,
+        source: str | None = None,
     ) -> None:
         self.name = name
         self.uri = str(uri)
@@ -179,6 +183,7 @@ class LanceBackend:
         self.lock_lease = lock_lease
         self.version_table = version_table
         self.location = mask_url(self.uri)
+        self.source = source or f"{name} (lancedb)"  # where messages say the uri comes from
         self._secrets = secrets_in(self.uri) + [
             v for k, v in self.storage_options.items() if v and _SECRET_KEY.search(k)
         ]
@@ -268,6 +273,20 @@ class LanceBackend:
             return None
         return Path(self.uri)
 
+    def _folder(self, *, write: bool) -> Path | None:
+        """:attr:`local_path`, refused (ConfigError, naming the backend, ``uri`` and the path) when unusable.
+
+        A file, or a path under one, is refused for every command; a folder
+        migrator cannot write in only for the commands that write (see :mod:`.folder`).
+        """
+        local = self.local_path
+        if local is None:
+            return None
+        problem = unwritable(local) if write else unreadable(local)
+        if problem is not None:
+            raise ConfigError(f"{self.source}: uri {local} {problem}")
+        return local
+
     def _connect(self) -> Any:
         with self._connect_lock:
             if self._db is None:
@@ -293,7 +312,7 @@ class LanceBackend:
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
     def applied(self) -> Sequence[AppliedMigration]:
-        local = self.local_path
+        local = self._folder(write=False)
         if local is not None and not local.is_dir():
             return []  # connecting would create the folder
         db = self._connect()
@@ -306,7 +325,7 @@ class LanceBackend:
         return derive_applied(rows)
 
     def prepare(self) -> None:
-        local = self.local_path
+        local = self._folder(write=True)
         if local is not None:
             local.mkdir(parents=True, exist_ok=True)
         db = self._connect()
@@ -345,7 +364,7 @@ class LanceBackend:
 
     def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
         """Tables whose stamp disagrees with the bookkeeping, or missing while it says they exist (:mod:`.drift`)."""
-        local = self.local_path
+        local = self._folder(write=False)
         if local is not None and not local.is_dir():
             return []  # connecting would create the folder
         names = {m.line for m in migrations} | {r.line for r in applied}
@@ -382,7 +401,7 @@ class LanceBackend:
         table with ``table.restore("<tag>")``.
         """
         tag = f"migrator-backup-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        local = self.local_path
+        local = self._folder(write=True)
         if local is not None and not local.is_dir():
             report("nothing to back up: the database does not exist yet")
             return tag
@@ -406,7 +425,7 @@ class LanceBackend:
         the lease was not lost.
         """
         where = f"{self.name} (lancedb at {self.location})"
-        local = self.local_path
+        local = self._folder(write=True)
         taking: AbstractContextManager[Lease]
         if local is not None:
             taking = folder_lock(local, timeout, where)
