@@ -196,3 +196,49 @@ def test_migration_manager_validate_reports_drift(migrated: Project) -> None:
     result = manager.validate()
     assert not result.valid
     assert any("memos" in e and "v1" in e and "v2" in e for e in result.errors)
+
+
+def test_a_table_restored_to_before_its_first_stamp_is_drift_until_stamped(migrated: Project) -> None:
+    lancedb.connect(lance_uri(migrated)).open_table("memos").restore(1)  # the create commit, before the stamp
+    issues = drift_issues(migrated)
+    assert [(i["line"], i["version"]) for i in issues] == [("memos", 2)]
+    assert "no migrator stamp" in str(issues[0]["message"])
+    assert migrated.cli("stamp", "1", "--backend", "vec", "--table", "memos").code == 0
+    assert table_stamp(lancedb.connect(lance_uri(migrated)), "memos") == 1
+    assert drift_issues(migrated) == []
+    assert migrated.cli("upgrade", "--backend", "vec").code == 0
+    assert "title" in lancedb.connect(lance_uri(migrated)).open_table("memos").schema.names
+
+
+def test_a_rollback_interrupted_after_its_restore_is_not_drift(migrated: Project) -> None:
+    from migrator.backends.lancedb.bookkeeping import Bookkeeping, records_by_version
+
+    db = lancedb.connect(lance_uri(migrated))
+    books = Bookkeeping("table_migrations")
+    record = records_by_version(books.read(db) or [])[("memos", 2)]
+    # what a kill -9 leaves between a rollback's restore and its rolled_back row
+    books.reverting(db, record, lance_version=db.open_table("memos").version, attempt="killed", detail="rollback")
+    db.open_table("memos").restore(recorded_lance_version(migrated, 1))
+    assert drift_issues(migrated) == []
+    status = json.loads(migrated.cli("status", "--backend", "vec", "--json").out)
+    assert status["backends"][0]["lines"][0]["current"] == 1
+
+
+def test_drift_on_one_table_does_not_block_upgrading_another(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    notes = '''
+        import pyarrow as pa
+        from migrator.lancedb import migration
+
+        @migration(table="notes", version=1, description="create notes")
+        def create(db):
+            db.create_table("notes", data=pa.table({"id": pa.array([1], pa.int64())}))
+    '''
+    p = lance_project(tmp_path, capsys, MEMOS)
+    assert p.cli("upgrade", "--backend", "vec").code == 0
+    restore_by_hand(p, 1)
+    (p.root / "migrations" / "vec" / "003_notes.py").write_text(textwrap.dedent(notes))
+    assert p.cli("upgrade", "--backend", "vec").code == 1
+    result = p.cli("upgrade", "--backend", "vec", "--table", "notes")
+    assert result.code == 0, result.err
+    assert "notes" in lancedb.connect(lance_uri(p)).list_tables().tables

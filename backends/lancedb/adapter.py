@@ -387,6 +387,17 @@ class LanceBackend:
             by_table.setdefault(migration.line, []).append(migration.version)
         for table, versions in by_table.items():
             self._books.forget(db, table, versions)
+        # a table without a stamp (restored to before migrator stamped it) takes the version it is now recorded at;
+        # a stamp above it stays: the data is ahead, and the next upgrade finishes that version without running it
+        tops: dict[str, int] = {}
+        for row in self.applied():
+            tops[row.line] = max(tops.get(row.line, 0), row.version)
+        for name in by_table:
+            found = open_table(db, name)
+            meta = metadata_of(found.schema) if found is not None else {}
+            if found is not None and tops.get(name) and stamp_of(meta) is None:
+                with self._unavailable(f"cannot write the stamp of {name}"):
+                    record(found, recorded_indices(meta), {META_VERSION: str(tops[name])})
 
     def record_checksums(self, migrations: Sequence[Migration]) -> None:
         """Store the current checksums of these applied migrations (appends a corrected copy of each record)."""
