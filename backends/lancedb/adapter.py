@@ -18,7 +18,10 @@ Stamps
     Each data table carries the migration version its data is at in its
     schema metadata (``migrator.version``), with the specs of the indices
     migrator keeps on it (``migrator.indices``); see
-    :mod:`migrator.backends.lancedb.common`.
+    :mod:`migrator.backends.lancedb.common`. :meth:`LanceBackend.drift`
+    compares each table's stamp with the bookkeeping (:mod:`.drift`: a table
+    restored or dropped by hand); ``stamp`` raises a table's stamp to the
+    version it records, never lowers one.
 
 Applying one migration (table T, version N)
     1. Read the bookkeeping and T's stamp.
