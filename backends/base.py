@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from migrator.model import AppliedMigration, Direction, Migration
+from migrator.model import AppliedMigration, Direction, Issue, Migration
 
 Report = Callable[[str], None]
 """Adapters call this with progress lines ("rebuilding vector index on memos.vector")."""
@@ -75,6 +75,16 @@ class Backend(Protocol):
 
         On failure raise MigrationFailed (or let the error propagate) with the
         database left at the previous version, bookkeeping included.
+        """
+        ...
+
+    def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
+        """Lines whose stored data disagrees with ``applied`` (``ISSUE_DRIFT``), read-only; () when it cannot.
+
+        LanceDB: a table whose version stamp is below its recorded version
+        (restored by hand), or missing while its bookkeeping says it exists.
+        Data merely ahead because a crash came between its commit and its
+        bookkeeping is not drift: ``apply`` settles it. SQL: none.
         """
         ...
 

@@ -132,7 +132,7 @@ class MigrationManager:
         return {line.line: line.current for line in self._runner.status().lines}
 
     def validate(self) -> ValidationResult:
-        """Tables behind their latest version, tables in the metadata no migration declares, version gaps."""
+        """Tables behind their latest version, in the metadata but declared by no migration, gaps, drift."""
         migrations = self._backend.discover()
         applied = self._backend.applied()
         declared = planning.by_line(migrations)
@@ -149,6 +149,7 @@ class MigrationManager:
                 errors.append(f"{line.line}: version gap, missing {', '.join(map(str, missing))}")
         errors.extend(i.message for i in planning.validate(migrations, applied)
                       if i.kind != ISSUE_MISSING or i.line in declared)
+        errors.extend(i.message for i in self._backend.drift(migrations, applied))
         return ValidationResult(valid=not errors, errors=errors)
 
     def close(self) -> None:

@@ -415,10 +415,13 @@ def recreate_table(
 
 def ensure_indices(db: Any, name: str, indices: Sequence[Index] | None = None,
                    report: Report | None = None) -> list[str]:
-    """Build the recorded (and given) indices of ``name`` that are missing; returns the names built.
+    """Bring the recorded (and given) indices of ``name`` up to date; returns the names built.
 
-    Call it after bulk-loading a table whose vector index was deferred for lack
-    of training rows.
+    Missing indices are built (a given index whose parameters differ from the
+    recorded ones is rebuilt); existing ones that do not cover every row (a
+    BTREE created on the empty table) get the rows they miss added
+    (``optimize_indices``, reported). Call it after bulk-loading a table whose
+    vector index was deferred for lack of training rows.
     """
     built: list[str] = _impl("lancedb.indices").ensure_table_indices(db, name, indices, report)
     return built

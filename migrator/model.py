@@ -85,6 +85,7 @@ ISSUE_CHANGED = "changed"          # an applied migration's file has a new check
 ISSUE_MISSING = "missing"          # an applied version has no file any more
 ISSUE_OUT_OF_ORDER = "out_of_order"  # a pending version lower than the newest applied one
 ISSUE_UNKNOWN_LINE = "unknown_line"  # bookkeeping names a line no migration declares
+ISSUE_DRIFT = "drift"              # the stored data disagrees with the bookkeeping (restored or dropped by hand)
 
 
 @dataclass(frozen=True)

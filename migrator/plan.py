@@ -15,6 +15,7 @@ from migrator import checksums, targets
 from migrator.errors import IrreversibleMigration, UsageError, ValidationFailed
 from migrator.model import (
     ISSUE_CHANGED,
+    ISSUE_DRIFT,
     ISSUE_MISSING,
     ISSUE_OUT_OF_ORDER,
     AppliedMigration,
@@ -276,3 +277,17 @@ def _where(line: str, version: int, name: str) -> str:
     if line:
         return f"{line} v{version} ({name})" if name else f"{line} v{version}"
     return f"version {version} ({name})" if name else f"version {version}"
+
+
+def refuse_drift(issues: Sequence[Issue], *, line: str | None = None, backend: str = "") -> None:
+    """Refuse (ValidationFailed) to upgrade a line whose stored data disagrees with its bookkeeping.
+
+    ``issues`` are the adapter's ``drift`` issues; with ``line``, only that line's count. No flag lets
+    an upgrade past drift: the message names the way out (record the real version, or restore the data).
+    """
+    drifted = [i for i in issues if i.kind == ISSUE_DRIFT and (line is None or i.line == line)]
+    if not drifted:
+        return
+    prefix = f"{backend}: " if backend else ""
+    more = f" (and {len(drifted) - 1} more, see `migrator validate`)" if len(drifted) > 1 else ""
+    raise ValidationFailed(f"{prefix}{drifted[0].message}{more}; upgrade refused, nothing was changed")

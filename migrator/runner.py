@@ -80,7 +80,7 @@ class Runner:
             type=self.backend.type,
             location=self.backend.location,
             lines=tuple(planning.line_statuses(migrations, applied)),
-            issues=tuple(planning.validate(migrations, applied)),
+            issues=tuple(self._issues(migrations, applied)),
             per_table_lines=self.backend.capabilities.per_table_lines,
         )
 
@@ -88,7 +88,12 @@ class Runner:
         return sorted(self.backend.applied(), key=lambda r: (r.applied_at is None, r.applied_at, r.line, r.version))
 
     def validate(self) -> list[Issue]:
-        return planning.validate(self.backend.discover(), self.backend.applied())
+        return self._issues(self.backend.discover(), self.backend.applied())
+
+    def _issues(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[Issue]:
+        """The files' issues (:func:`planning.validate`) and the adapter's drift of the stored data."""
+        issues = [*planning.validate(migrations, applied), *self.backend.drift(migrations, applied)]
+        return sorted(issues, key=lambda i: (i.line, i.version or 0, i.kind))
 
     # -- changing ------------------------------------------------------------------------------------------------
 
@@ -109,6 +114,7 @@ class Runner:
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
+            planning.refuse_drift(self.backend.drift(migrations, applied), line=line, backend=self.backend.name)
             return planning.upgrade_plan(migrations, applied, to=goal, line=line, allow_changed=allow_changed,
                                          allow_out_of_order=allow_out_of_order, backend=self.backend.name)
 

@@ -18,7 +18,10 @@ Stamps
     Each data table carries the migration version its data is at in its
     schema metadata (``migrator.version``), with the specs of the indices
     migrator keeps on it (``migrator.indices``); see
-    :mod:`migrator.backends.lancedb.common`.
+    :mod:`migrator.backends.lancedb.common`. :meth:`LanceBackend.drift`
+    compares each table's stamp with the bookkeeping (:mod:`.drift`: a table
+    restored or dropped by hand); ``stamp`` raises a table's stamp to the
+    version it records, never lowers one.
 
 Applying one migration (table T, version N)
     1. Read the bookkeeping and T's stamp.
@@ -82,13 +85,14 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.errors import (
     BackendUnavailable,
+    ConfigError,
     LoaderError,
     MigrationFailed,
     MigratorError,
 )
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
-from migrator.model import AppliedMigration, Direction, Migration
+from migrator.model import AppliedMigration, Direction, Issue, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
 from ..base import Capabilities, Report
@@ -111,7 +115,10 @@ from .common import (
     recorded_indices,
     stamp_of,
 )
-from .indices import ensure, merge_specs, record
+from .drift import Seen
+from .drift import find as find_drift
+from .folder import unreadable, unwritable
+from .indices import changed_specs, ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, classify, observe
 from .rollback import check_revert, closing_row, revert, settle
@@ -149,6 +156,7 @@ def create(config: BackendConfig) -> LanceBackend:
         lock_timeout=config.lock_timeout,
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
         lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
+        source=config.source,
     )
 
 
@@ -168,6 +176,7 @@ class LanceBackend:
         *,
         version_table: str = DEFAULT_VERSION_TABLE,
         lock_lease: float = DEFAULT_LEASE,
+        source: str | None = None,
     ) -> None:
         self.name = name
         self.uri = str(uri)
@@ -177,6 +186,7 @@ class LanceBackend:
         self.lock_lease = lock_lease
         self.version_table = version_table
         self.location = mask_url(self.uri)
+        self.source = source or f"{name} (lancedb)"  # where messages say the uri comes from
         self._secrets = secrets_in(self.uri) + [
             v for k, v in self.storage_options.items() if v and _SECRET_KEY.search(k)
         ]
@@ -275,6 +285,20 @@ class LanceBackend:
             return None
         return Path(self.uri)
 
+    def _folder(self, *, write: bool) -> Path | None:
+        """:attr:`local_path`, refused (ConfigError, naming the backend, ``uri`` and the path) when unusable.
+
+        A file, or a path under one, is refused for every command; a folder
+        migrator cannot write in only for the commands that write (see :mod:`.folder`).
+        """
+        local = self.local_path
+        if local is None:
+            return None
+        problem = unwritable(local) if write else unreadable(local)
+        if problem is not None:
+            raise ConfigError(f"{self.source}: uri {local} {problem}")
+        return local
+
     def _connect(self) -> Any:
         with self._connect_lock:
             if self._db is None:
@@ -300,7 +324,7 @@ class LanceBackend:
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
     def applied(self) -> Sequence[AppliedMigration]:
-        local = self.local_path
+        local = self._folder(write=False)
         if local is not None and not local.is_dir():
             return []  # connecting would create the folder
         db = self._connect()
@@ -313,7 +337,7 @@ class LanceBackend:
         return derive_applied(rows)
 
     def prepare(self) -> None:
-        local = self.local_path
+        local = self._folder(write=True)
         if local is not None:
             local.mkdir(parents=True, exist_ok=True)
         db = self._connect()
@@ -335,11 +359,36 @@ class LanceBackend:
             return
         self.prepare()
         db = self._connect()
-        stamps = []
+        tops: dict[str, int] = {}
         for migration in migrations:
-            table = open_table(db, migration.line)
-            stamps.append((migration, int(table.version) if table is not None else None))
-        self._books.stamped(db, stamps)
+            tops[migration.line] = max(tops.get(migration.line, 0), migration.version)
+        versions: dict[str, int | None] = {}
+        for name, top in tops.items():
+            # the table's stamp first (it never goes down): a crash before the rows is data ahead, settled by apply
+            table = open_table(db, name)
+            if table is not None:
+                meta = metadata_of(table.schema)
+                if (stamp_of(meta) or 0) < top:
+                    with self._unavailable(f"cannot write the stamp of {name}"):
+                        record(table, recorded_indices(meta), {META_VERSION: str(top)})
+            versions[name] = int(table.version) if table is not None else None
+        self._books.stamped(db, [(m, versions[m.line]) for m in migrations])
+
+    def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
+        """Tables whose stamp disagrees with the bookkeeping, or missing while it says they exist (:mod:`.drift`)."""
+        local = self._folder(write=False)
+        if local is not None and not local.is_dir():
+            return []  # connecting would create the folder
+        names = {m.line for m in migrations} | {r.line for r in applied}
+        if not names:
+            return []
+        db = self._connect()
+        seen: dict[str, Seen] = {}
+        with self._unavailable("cannot read the tables' version stamps"):
+            for name in names:
+                table = open_table(db, name)
+                seen[name] = Seen(False) if table is None else Seen(True, stamp_of(metadata_of(table.schema)))
+        return find_drift(migrations, applied, seen, self.version_table)
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:
         if not migrations or not self.applied():
@@ -350,6 +399,17 @@ class LanceBackend:
             by_table.setdefault(migration.line, []).append(migration.version)
         for table, versions in by_table.items():
             self._books.forget(db, table, versions)
+        # a table without a stamp (restored to before migrator stamped it) takes the version it is now recorded at;
+        # a stamp above it stays: the data is ahead, and the next upgrade finishes that version without running it
+        tops: dict[str, int] = {}
+        for row in self.applied():
+            tops[row.line] = max(tops.get(row.line, 0), row.version)
+        for name in by_table:
+            found = open_table(db, name)
+            meta = metadata_of(found.schema) if found is not None else {}
+            if found is not None and tops.get(name) and stamp_of(meta) is None:
+                with self._unavailable(f"cannot write the stamp of {name}"):
+                    record(found, recorded_indices(meta), {META_VERSION: str(tops[name])})
 
     def record_checksums(self, migrations: Sequence[Migration]) -> None:
         """Store the current checksums of these applied migrations (appends a corrected copy of each record)."""
@@ -364,7 +424,7 @@ class LanceBackend:
         table with ``table.restore("<tag>")``.
         """
         tag = f"migrator-backup-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        local = self.local_path
+        local = self._folder(write=True)
         if local is not None and not local.is_dir():
             report("nothing to back up: the database does not exist yet")
             return tag
@@ -388,7 +448,7 @@ class LanceBackend:
         the lease was not lost.
         """
         where = f"{self.name} (lancedb at {self.location})"
-        local = self.local_path
+        local = self._folder(write=True)
         taking: AbstractContextManager[Lease]
         if local is not None:
             taking = folder_lock(local, timeout, where)
@@ -551,9 +611,8 @@ class LanceBackend:
         meta = metadata_of(table.schema)
         stamp = max(stamp_of(meta) or 0, step.version)
         recorded = recorded_indices(meta)
-        known = {s.index_name: s for s in recorded}
         specs = merge_specs(recorded, step.indices)
-        changed = [s.index_name for s in step.indices if s.index_name in known and known[s.index_name] != s]
+        changed = changed_specs(recorded, step.indices)
         ensure(table, step.table, specs, report, replace=changed, reported=reported)
         table.checkout_latest()
         record(table, specs, {META_VERSION: str(stamp), META_SOURCE: None, META_ATTEMPT: None})

@@ -215,6 +215,17 @@ def derive_applied(rows: Sequence[Row]) -> list[AppliedMigration]:
     ]
 
 
+def was_run(record: AppliedMigration) -> bool:
+    """Whether migrator ran this migration (and so stamped its table), rather than stamping or adopting it."""
+    return record.extra.get("event") == EVENT_APPLIED
+
+
+def recorded_lance_version(record: AppliedMigration) -> int | None:
+    """The table's Lance version this record wrote (None: the table did not exist then, or it is not known)."""
+    value = record.extra.get("lance_version")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def why_irreversible(row: Row) -> str:
     how = {EVENT_STAMPED: "was stamped, not run by migrator",
            EVENT_APPLIED: "was recorded without the Lance version it started from"}.get(

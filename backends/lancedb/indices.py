@@ -14,6 +14,7 @@ built by the next migration of the table, the next recreation, or
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -225,6 +226,59 @@ def _create(table: Any, spec: Index, config: Any) -> None:
     retry(build, what="create index")
 
 
+def same_index(a: Index, b: Index) -> bool:
+    """Whether two specs build the same index: column, kind, name, metric, parameters and options.
+
+    A spec without a name means the default name (``<column>_idx``, as recorded), a vector spec without a
+    metric means ``l2`` (what :func:`config_for` builds); ``min_rows`` only decides when an index is built.
+    """
+    return _meaning(a) == _meaning(b)
+
+
+def _meaning(spec: Index) -> tuple[Any, ...]:
+    metric = (spec.metric or "l2") if spec.is_vector else spec.metric
+    options = json.dumps(dict(spec.options), sort_keys=True, default=str)  # as recorded: JSON, tuples as lists
+    return (spec.column, spec.kind, spec.index_name, metric, spec.num_partitions, spec.num_sub_vectors,
+            spec.num_bits, options)
+
+
+def changed_specs(recorded: Sequence[Index], declared: Sequence[Index]) -> list[str]:
+    """Names of the ``declared`` indices that ``recorded`` holds with another meaning (to rebuild)."""
+    known = {s.index_name: s for s in recorded}
+    return [s.index_name for s in declared if s.index_name in known and not same_index(known[s.index_name], s)]
+
+
+def refresh(table: Any, specs: Iterable[Index], report: Report = no_report) -> list[str]:
+    """Add the rows an existing index does not cover yet (``optimize_indices``); returns the names refreshed.
+
+    An index built on an empty or smaller table (a BTREE created with the table,
+    then a bulk load) covers only the rows it saw; Lance still answers queries
+    by scanning the rest. This merges them in: one ``CreateIndex`` commit per
+    index, no row changed, no retraining (a vector index keeps its centroids).
+    """
+    present = {info.name for info in table.list_indices()}
+    stale: list[tuple[str, int]] = []
+    for spec in specs:
+        if spec.index_name not in present:
+            continue
+        stats = table.index_stats(spec.index_name)
+        missing = int(getattr(stats, "num_unindexed_rows", 0) or 0) if stats is not None else 0
+        if missing:
+            stale.append((spec.index_name, missing))
+    for index_name, missing in stale:
+        report(f"index {index_name}: adding {missing} rows it does not cover yet")
+        _optimize(table, index_name)
+        table.checkout_latest()
+    return [index_name for index_name, _ in stale]
+
+
+def _optimize(table: Any, index_name: str) -> None:
+    def merge() -> None:
+        table.to_lance().optimize.optimize_indices(index_names=[index_name])
+
+    retry(merge, what="optimize index")
+
+
 def merge_specs(base: Sequence[Index], extra: Sequence[Index]) -> list[Index]:
     """``base`` with ``extra`` added; a spec in ``extra`` replaces the one of the same index name."""
     merged = {s.index_name: s for s in base}
@@ -252,9 +306,13 @@ def ensure_table_indices(db: Any, name: str, indices: Sequence[Index] | None, re
     table = open_table(db, name)
     if table is None:
         raise ValueError(f"table {name!r} does not exist")
-    specs = merge_specs(recorded_indices(metadata_of(table.schema)), list(indices or []))
-    built, _ = ensure(table, name, specs, prefixed(report or no_report, name))
+    recorded = recorded_indices(metadata_of(table.schema))
+    declared = list(indices or [])
+    specs = merge_specs(recorded, declared)
+    say = prefixed(report or no_report, name)
+    built, _ = ensure(table, name, specs, say, replace=changed_specs(recorded, declared))
     table.checkout_latest()
+    refresh(table, [s for s in specs if s.index_name not in built], say)
     record(table, specs)
     return built
 

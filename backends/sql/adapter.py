@@ -29,7 +29,7 @@ from migrator.errors import (
     MigrationFailed,
     UsageError,
 )
-from migrator.model import AppliedMigration, Direction, Migration
+from migrator.model import AppliedMigration, Direction, Issue, Migration
 
 from ..base import Capabilities, Report
 from . import sources
@@ -142,6 +142,10 @@ class SqlBackend:
         self.prepare()
         with self._writing("stamp") as conn:
             self._books.stamp(conn, self._handle.cursor, migrations)
+
+    def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
+        """Nothing: the version table is the only record of a SQL database's version."""
+        return ()
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:
         if not migrations:
