@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migrator.errors import ConfigError
+from migrator.extras import hint_for, install_command
 
 if TYPE_CHECKING:
     from migrator.backends.base import Backend
@@ -24,7 +25,7 @@ class BackendType:
     location_key: str          # the key holding the URL / URI; MIGRATOR_<NAME>_URL overrides it
     required: frozenset[str]
     optional: frozenset[str]
-    extra: str                 # the pip extra that installs its dependencies
+    extra: str | None          # the pip extra that installs its dependencies (None: base install)
 
 
 _COMMON_OPTIONAL = frozenset({"type", "migrations", "lock_timeout", "backup"})
@@ -35,7 +36,7 @@ BACKEND_TYPES: dict[str, BackendType] = {
         location_key="url",
         required=frozenset({"url"}),
         optional=_COMMON_OPTIONAL | {"version_table", "engine_options"},
-        extra="sql",
+        extra=None,                # SQLAlchemy and Alembic come with `pip install migrator`
     ),
     "lancedb": BackendType(
         module="migrator.backends.lancedb",
@@ -55,7 +56,7 @@ def open_backend(config: BackendConfig) -> Backend:
     except ImportError as exc:
         raise ConfigError(
             f"{config.source}: backend {config.name!r} (type {config.type!r}) needs "
-            f"`pip install 'migrator[{kind.extra}]'`: {exc}"
+            f"`{hint_for(exc) or install_command(kind.extra)}`: {exc}"
         ) from exc
     backend: Backend = module.create(config)
     return backend

@@ -86,6 +86,7 @@ from migrator.errors import (
     MigrationFailed,
     MigratorError,
 )
+from migrator.extras import install_command
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, Migration
@@ -266,14 +267,19 @@ class LanceBackend:
             return None
         return Path(self.uri)
 
+    def _lancedb(self) -> Any:
+        """The ``lancedb`` module; BackendUnavailable naming the extra when it (or pyarrow, lance) is missing."""
+        try:
+            import lancedb
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"{self.name}: the lancedb backend needs `{install_command('lancedb')}`: {exc}") from exc
+        return lancedb
+
     def _connect(self) -> Any:
         with self._connect_lock:
             if self._db is None:
-                try:
-                    import lancedb
-                except ImportError as exc:
-                    raise BackendUnavailable(
-                        f"{self.name}: the lancedb backend needs `pip install 'migrator[lancedb]'`: {exc}") from exc
+                lancedb = self._lancedb()
                 try:
                     self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
                 except Exception as exc:
@@ -378,6 +384,7 @@ class LanceBackend:
         See :mod:`migrator.backends.lancedb.lock`. On object storage, :meth:`apply` checks before each migration that
         the lease was not lost.
         """
+        self._lancedb()  # a missing extra is reported before the lock creates the database folder
         where = f"{self.name} (lancedb at {self.location})"
         local = self.local_path
         taking: AbstractContextManager[Lease]
