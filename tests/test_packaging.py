@@ -55,8 +55,8 @@ class Install:
                               capture_output=True, text=True, timeout=120, check=False)
 
 
-def pip(*args: str, python: Path | str = sys.executable) -> None:
-    proc = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args],
+def pip(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -74,8 +74,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     pip("wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(src))
     (wheel,) = (base / "dist").glob("migrator-*.whl")
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    pip("install", "-q", str(wheel), python=venv / "bin" / "python")
+    # No pip inside the new venv (ensurepip is not everywhere, e.g. Debian without python3-venv): this
+    # interpreter's pip installs into it (pip >= 22.3 --python), with the same config and cache.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    pip("--python", str(venv / "bin" / "python"), "install", "-q", str(wheel))
     yield Install(wheel, venv)
 
 
