@@ -32,7 +32,7 @@ _COMMON_OPTIONAL = frozenset({"type", "migrations", "lock_timeout", "backup"})
 
 BACKEND_TYPES: dict[str, BackendType] = {
     "sql": BackendType(
-        module="migrator.backends.sql",
+        module="migrator.backends.sql.readpath",   # reads SQLite with sqlite3; SqlBackend for the rest
         location_key="url",
         required=frozenset({"url"}),
         optional=_COMMON_OPTIONAL | {"version_table", "engine_options"},
