@@ -54,9 +54,15 @@ def open_backend(config: BackendConfig) -> Backend:
     try:
         module = importlib.import_module(kind.module)
     except ImportError as exc:
-        raise ConfigError(
-            f"{config.source}: backend {config.name!r} (type {config.type!r}) needs "
-            f"`{hint_for(exc) or install_command(kind.extra)}`: {exc}"
-        ) from exc
+        raise missing_dependency(config, exc) from exc
     backend: Backend = module.create(config)
     return backend
+
+
+def missing_dependency(config: BackendConfig, exc: ImportError) -> ConfigError:
+    """The one-line error for an adapter whose dependencies are not installed, naming the pip command."""
+    kind = BACKEND_TYPES[config.type]
+    return ConfigError(
+        f"{config.source}: backend {config.name!r} (type {config.type!r}) needs "
+        f"`{hint_for(exc) or install_command(kind.extra)}`: {exc}"
+    )

@@ -51,10 +51,11 @@ def snapshot(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def test_sql_backend_without_sqlalchemy_asks_for_migrator_itself(tmp_path: Path) -> None:
+@pytest.mark.parametrize("url", ["sqlite:///app.db", "sqlite:///app.db?timeout=3"])   # read path, and not
+def test_sql_backend_without_sqlalchemy_asks_for_migrator_itself(tmp_path: Path, url: str) -> None:
     (tmp_path / "migrations" / "db").mkdir(parents=True)
-    write_config(tmp_path, "sqlite:///app.db")
-    proc = run_without("sqlalchemy", ["status"], tmp_path)
+    write_config(tmp_path, url)
+    proc = run_without("sqlalchemy", ["upgrade"], tmp_path)
     assert proc.returncode == 2
     assert "needs `pip install migrator`" in proc.stderr and "migrator[sql]" not in proc.stderr
     assert not (tmp_path / "app.db").exists()

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from migrator.errors import ConfigError
 from migrator.model import DATABASE_LINE, AppliedMigration, Migration
 
+from .. import missing_dependency
 from ..base import Capabilities
 from . import sources
 from .timestamps import to_datetime
@@ -74,9 +75,7 @@ class SqliteFront:
     def full(self) -> SqlBackend:
         """The complete adapter (imports SQLAlchemy); from now on it answers every call."""
         if self._full is None:
-            from .adapter import create
-
-            self._full = create(self._config)
+            self._full = _create_full(self._config)
         return self._full
 
     def discover(self) -> list[Migration]:
@@ -149,6 +148,12 @@ def create(config: BackendConfig) -> Any:
     path = plain_sqlite_file(config)
     if path is not None:
         return SqliteFront(config, path)
-    from .adapter import create as create_full
+    return _create_full(config)
 
+
+def _create_full(config: BackendConfig) -> SqlBackend:
+    try:
+        from .adapter import create as create_full
+    except ImportError as exc:  # SQLAlchemy or Alembic missing: a broken install
+        raise missing_dependency(config, exc) from exc
     return create_full(config)
