@@ -1,4 +1,5 @@
-"""Sessions: tests (default suite), crash (long kill -9 trials), lint, typecheck, bench, demo."""
+"""Sessions: tests (default suite), package (the wheel without extras), crash (long kill -9 trials), lint,
+typecheck, bench, demo."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "package", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = None  # the interpreter nox runs on
@@ -20,6 +21,17 @@ def tests(session: nox.Session) -> None:
     """The whole default suite: SQLite, embedded PostgreSQL, LanceDB, a few crash trials."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Build the wheel, install it into a fresh venv without extras, run the SQLite main job there.
+
+    Only pytest is installed here: the test builds and installs migrator itself (tests/test_packaging.py).
+    """
+    session.install("pytest>=8", "pytest-timeout>=2.3")
+    session.run("pytest", "--noconftest", "-m", "slow", "-p", "no:cacheprovider", "tests/test_packaging.py",
+                *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migrator.errors import ConfigError
+from migrator.extras import hint_for, install_command
 
 if TYPE_CHECKING:
     from migrator.backends.base import Backend
@@ -24,18 +25,18 @@ class BackendType:
     location_key: str          # the key holding the URL / URI; MIGRATOR_<NAME>_URL overrides it
     required: frozenset[str]
     optional: frozenset[str]
-    extra: str                 # the pip extra that installs its dependencies
+    extra: str | None          # the pip extra that installs its dependencies (None: base install)
 
 
 _COMMON_OPTIONAL = frozenset({"type", "migrations", "lock_timeout", "backup"})
 
 BACKEND_TYPES: dict[str, BackendType] = {
     "sql": BackendType(
-        module="migrator.backends.sql",
+        module="migrator.backends.sql.readpath",   # reads SQLite with sqlite3; SqlBackend for the rest
         location_key="url",
         required=frozenset({"url"}),
         optional=_COMMON_OPTIONAL | {"version_table", "engine_options"},
-        extra="sql",
+        extra=None,                # SQLAlchemy and Alembic come with `pip install migrator`
     ),
     "lancedb": BackendType(
         module="migrator.backends.lancedb",
@@ -53,9 +54,15 @@ def open_backend(config: BackendConfig) -> Backend:
     try:
         module = importlib.import_module(kind.module)
     except ImportError as exc:
-        raise ConfigError(
-            f"{config.source}: backend {config.name!r} (type {config.type!r}) needs "
-            f"`pip install 'migrator[{kind.extra}]'`: {exc}"
-        ) from exc
+        raise missing_dependency(config, exc) from exc
     backend: Backend = module.create(config)
     return backend
+
+
+def missing_dependency(config: BackendConfig, exc: ImportError) -> ConfigError:
+    """The one-line error for an adapter whose dependencies are not installed, naming the pip command."""
+    kind = BACKEND_TYPES[config.type]
+    return ConfigError(
+        f"{config.source}: backend {config.name!r} (type {config.type!r}) needs "
+        f"`{hint_for(exc) or install_command(kind.extra)}`: {exc}"
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from migrator.errors import LoaderError
+from migrator.extras import hint_for
 
 _NAME = re.compile(r"^(?P<version>[0-9]+)(?:[_\-.\s](?P<name>.*))?$")
 MAX_VERSION = 2**63 - 1
@@ -146,6 +147,10 @@ def import_file(path: Path, namespace: str = "migrator_migrations") -> ModuleTyp
         raise LoaderError(f"{where}: syntax error: {exc.msg}") from exc
     except SystemExit as exc:
         raise LoaderError(f"{path}: called sys.exit({exc.code!r}) while being imported") from exc
+    except ImportError as exc:
+        hint = hint_for(exc)
+        needs = f" (`{hint}`)" if hint else ""
+        raise LoaderError(f"{path}: failed to import: {type(exc).__name__}: {exc}{needs}") from exc
     except Exception as exc:
         raise LoaderError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
     finally:

@@ -90,6 +90,7 @@ from migrator.errors import (
     MigrationFailed,
     MigratorError,
 )
+from migrator.extras import install_command
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, Issue, Migration
@@ -299,14 +300,19 @@ class LanceBackend:
             raise ConfigError(f"{self.source}: uri {local} {problem}")
         return local
 
+    def _lancedb(self) -> Any:
+        """The ``lancedb`` module; BackendUnavailable naming the extra when it (or pyarrow, lance) is missing."""
+        try:
+            import lancedb
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"{self.name}: the lancedb backend needs `{install_command('lancedb')}`: {exc}") from exc
+        return lancedb
+
     def _connect(self) -> Any:
         with self._connect_lock:
             if self._db is None:
-                try:
-                    import lancedb
-                except ImportError as exc:
-                    raise BackendUnavailable(
-                        f"{self.name}: the lancedb backend needs `pip install 'migrator[lancedb]'`: {exc}") from exc
+                lancedb = self._lancedb()
                 try:
                     self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
                 except Exception as exc:
@@ -447,6 +453,7 @@ class LanceBackend:
         See :mod:`migrator.backends.lancedb.lock`. On object storage, :meth:`apply` checks before each migration that
         the lease was not lost.
         """
+        self._lancedb()  # a missing extra is reported before the lock creates the database folder
         where = f"{self.name} (lancedb at {self.location})"
         local = self._folder(write=True)
         taking: AbstractContextManager[Lease]

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.errors import BackendUnavailable, LockLost, LockTimeout
+from migrator.extras import install_command
 
 __all__ = ["DEFAULT_LEASE", "LOCK_NAME", "Lease", "folder_lock", "object_lock", "object_store_for"]
 
@@ -170,7 +171,7 @@ def object_store_for(uri: str, storage_options: Mapping[str, str], where: str = 
         from obstore.store import from_url
     except ImportError as exc:
         raise BackendUnavailable(f"{prefix}the migration lock on object storage needs obstore "
-                                 f"(`pip install 'migrator[lancedb]'`): {exc}") from exc
+                                 f"(`{install_command('lancedb')}`): {exc}") from exc
     namespaces, emit, accepted, aliases = _STORE_KEYS[kind]
     config: dict[str, str] = {}
     client: dict[str, str] = {}

@@ -9,15 +9,36 @@ Modules: ``adapter`` (``SqlBackend``, ``create``), ``sources`` (discovery and lo
 ``handle`` (engine, connection, cursor, transactions, COMMIT guard), ``steps`` (running one
 migration), ``bookkeeping`` (the version table), ``dialects`` (dialect differences),
 ``lock`` (file and advisory locks), ``database`` (the ``db`` of ``up(db)``, Alembic
-operations), ``messages`` (failure wording), ``split`` (statement splitting).
+operations), ``messages`` (failure wording), ``split`` (statement splitting), ``readpath`` (the
+registry's ``create``: a SQLite file's version table read with ``sqlite3``, no SQLAlchemy).
 """
 
 from __future__ import annotations
 
-from .adapter import DEFAULT_VERSION_TABLE, SqlBackend, create
-from .database import Database
-from .lock import advisory_lock_key
-from .sources import SUFFIXES, PythonCode, PythonSource, SqlCode, SqlSource
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapter import DEFAULT_VERSION_TABLE, SqlBackend, create
+    from .database import Database
+    from .lock import advisory_lock_key
+    from .sources import SUFFIXES, PythonCode, PythonSource, SqlCode, SqlSource
+
+# Imported on first use: ``readpath`` (status, history, validate, check on a SQLite file) needs
+# ``sources`` only, and importing ``adapter`` would import SQLAlchemy.
+_EXPORTED_FROM = {
+    "DEFAULT_VERSION_TABLE": "adapter", "SqlBackend": "adapter", "create": "adapter", "Database": "database",
+    "advisory_lock_key": "lock", "SUFFIXES": "sources", "PythonCode": "sources", "PythonSource": "sources",
+    "SqlCode": "sources", "SqlSource": "sources",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTED_FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DEFAULT_VERSION_TABLE",

@@ -17,6 +17,7 @@ from migrator.errors import BackendUnavailable, ConfigError
 from migrator.model import DATABASE_LINE, AppliedMigration, Migration
 
 from .dialects import Dialect
+from .timestamps import to_datetime as _to_datetime
 
 _PARAM_STYLES = frozenset({"qmark", "format", "numeric", "named", "pyformat", "numeric_dollar"})
 _POSITIONAL = frozenset({"qmark", "format", "numeric", "numeric_dollar"})
@@ -219,19 +220,3 @@ class VersionTable:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _to_datetime(value: Any) -> datetime | None:
-    """``applied_at`` as an aware UTC datetime, whatever the dialect stored (naive values are UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        result = value
-    elif isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, UTC)
-    else:
-        try:
-            result = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            return None
-    return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)

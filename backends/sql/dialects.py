@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from migrator.extras import install_command
+
 PG_CONNECT_TIMEOUT = 10
 # libpq's TCP keepalives: a dead network under the lock's session is noticed in about a minute (not the
 # operating system's two hours), and an idle session is not dropped by a NAT or firewall meanwhile.
@@ -106,7 +108,7 @@ POSTGRESQL = Dialect(
     transaction_id_sql="SELECT txid_current()",
     version_table_ddl=_postgresql_version_table,
     engine_arguments=_postgresql_engine,
-    missing_driver_hint="pip install 'migrator[postgres]' and use postgresql+psycopg://",
+    missing_driver_hint=f"{install_command('postgres')} and use postgresql+psycopg://",
 )
 DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL)}
 

@@ -1,0 +1,164 @@
+"""The lean read path: a plain SQLite file's version table read with the standard library's ``sqlite3``.
+
+``status``, ``history``, ``validate`` and ``check`` need only the migration files and the
+version table's rows. For a URL that is nothing but a SQLite file path, ``SqliteFront``
+answers ``discover`` and ``applied`` without importing SQLAlchemy or Alembic. Everything
+else, and every read once a write-side method was used (the lock, ``prepare``, ``apply``...),
+goes to the full :class:`~migrator.backends.sql.adapter.SqlBackend`, created on first need.
+Any URL that is not plainly a file (a query, ``%`` escapes, in-memory, another dialect), any
+``engine_options``, and any error while reading falls back to ``SqlBackend`` too, so errors
+keep their one wording.
+
+Row reading and column checks mirror ``bookkeeping.VersionTable.columns`` / ``read``; the
+values come from the same driver (pysqlite is ``sqlite3``), so the records are equal.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from migrator.errors import ConfigError
+from migrator.model import DATABASE_LINE, AppliedMigration, Issue, Migration
+
+from .. import missing_dependency
+from ..base import Capabilities
+from . import sources
+from .timestamps import to_datetime
+
+if TYPE_CHECKING:
+    from migrator.config import BackendConfig
+
+    from .adapter import SqlBackend
+
+# a URL SQLAlchemy renders back unchanged and reads as exactly this file path
+_PLAIN_SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<path>[A-Za-z0-9_./+\-~]+)")
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WRITTEN = ("version", "name", "applied_at", "checksum", "duration_ms")
+CAPABILITIES = Capabilities(reversible=True, per_table_lines=False, parallel_lines=False, transactional_ddl=True)
+
+
+def plain_sqlite_file(config: BackendConfig) -> Path | None:
+    """The database file when ``config`` is a SQLite file URL the read path can take; else None."""
+    match = _PLAIN_SQLITE_URL.fullmatch(config.location)
+    options = config.options
+    if match is None or "engine_options" in options or match["path"] == ":memory:":
+        return None
+    table = config.version_table or "migrations"
+    if not _PLAIN_NAME.fullmatch(table):
+        return None  # SqlBackend refuses it, with its own message
+    return Path(match["path"])
+
+
+class SqliteFront:
+    """A SQL backend on a SQLite file: reads through ``sqlite3``, everything else through ``SqlBackend``."""
+
+    type = "sql"
+    capabilities = CAPABILITIES
+    dialect = "sqlite"
+
+    def __init__(self, config: BackendConfig, path: Path) -> None:
+        self._config = config
+        self._path = path
+        self._full: SqlBackend | None = None
+        self.name = config.name
+        self.location = config.location
+        self.migrations_dir = Path(config.migrations)
+        self.version_table = config.version_table or "migrations"
+
+    def __repr__(self) -> str:
+        return f"<SqlBackend {self.name} {self.location} (sqlite3 read path)>"
+
+    def full(self) -> SqlBackend:
+        """The complete adapter (imports SQLAlchemy); from now on it answers every call."""
+        if self._full is None:
+            self._full = _create_full(self._config)
+        return self._full
+
+    def discover(self) -> list[Migration]:
+        if self._full is not None:
+            return self._full.discover()
+        return sources.discover(self.migrations_dir)
+
+    def applied(self) -> list[AppliedMigration]:
+        if self._full is None:
+            records = self._read()
+            if records is not None:
+                return records
+        return self.full().applied()
+
+    def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
+        """Nothing, as for ``SqlBackend``: the version table is the only record of a SQL database's version."""
+        return ()
+
+    def close(self) -> None:
+        if self._full is not None:
+            self._full.close()
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(self.full(), attribute)
+
+    def _read(self) -> list[AppliedMigration] | None:
+        """The version table's records; None when SqlBackend must answer (it words every error)."""
+        try:
+            if not self._path.exists():
+                return []  # nothing applied; reading must not create the database file
+            if not self._path.is_file():
+                return None  # a folder, a device: SqlBackend words it (so does an unusable path, OSError)
+            uri = f"file:{quote(str(self._path.absolute()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            conn.execute("BEGIN")  # one snapshot for both reads
+            table = '"' + self.version_table + '"'
+            columns = {str(row[1]).lower() for row in conn.execute(f"PRAGMA main.table_info({table})")}
+            if not columns:
+                return []
+            missing = {"version", "name"} - columns
+            if missing:
+                raise ConfigError(
+                    f"{self.name}: table {self.version_table!r} in {self.location} is not a migrator version table "
+                    f"(no column {sorted(missing)[0]!r}); set version_table to another name"
+                )
+            wanted = [c for c in _WRITTEN if c in columns]
+            order_by = ["id"] if "id" in columns else [c for c in ("applied_at", "version") if c in columns]
+            cursor = conn.execute(f"SELECT {', '.join(wanted)} FROM {table} ORDER BY {', '.join(order_by)}")
+            rows = [dict(zip(wanted, row, strict=True)) for row in cursor]
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
+        return [
+            AppliedMigration(
+                version=int(row["version"]),
+                name=str(row["name"]),
+                line=DATABASE_LINE,
+                checksum=row.get("checksum"),
+                applied_at=to_datetime(row.get("applied_at")),
+                duration_ms=int(row["duration_ms"]) if row.get("duration_ms") is not None else None,
+            )
+            for row in rows
+        ]
+
+
+def create(config: BackendConfig) -> Any:
+    """The registry's factory: ``SqliteFront`` for a plain SQLite file, ``SqlBackend`` otherwise."""
+    path = plain_sqlite_file(config)
+    if path is not None:
+        return SqliteFront(config, path)
+    return _create_full(config)
+
+
+def _create_full(config: BackendConfig) -> SqlBackend:
+    try:
+        from .adapter import create as create_full
+    except ImportError as exc:  # SQLAlchemy or Alembic missing: a broken install
+        raise missing_dependency(config, exc) from exc
+    return create_full(config)
