@@ -140,12 +140,15 @@ def test_new_scaffolds_the_next_version_of_a_table(tmp_path: Path, capsys: pytes
     assert 'table="notes", version=2' in text
 
 
+@pytest.mark.timeout(900)
 def test_eight_concurrent_upgrades_apply_each_lancedb_migration_once(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     project = lance_project(tmp_path, capsys, {"001_init.py": NOTES, "002_more.py": NOTES_2})
+    config = project.root / "migrator.toml"   # waiting is not under test: a loaded machine must not time it out
+    config.write_text("lock_timeout = 600\n" + config.read_text())
     procs = [subprocess.Popen([sys.executable, "-m", "migrator", "upgrade", "--backend", "vec"], cwd=project.root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
-    outcomes = [(p.wait(timeout=240), p.stderr.read() if p.stderr else "") for p in procs]
+    outcomes = [(p.wait(timeout=900), p.stderr.read() if p.stderr else "") for p in procs]
     assert all(code == 0 for code, _ in outcomes), outcomes
     history = json.loads(project.cli("history", "--json", "--backend", "vec").out)["backends"][0]["history"]
     assert sorted((h["line"], h["version"]) for h in history) == [("notes", 1), ("notes", 2), ("people", 1),

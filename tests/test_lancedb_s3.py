@@ -255,10 +255,13 @@ def test_a_storage_without_a_lock_is_refused_by_name() -> None:
 # -- processes -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(900)
 def test_eight_concurrent_upgrades_on_s3_apply_each_migration_once(tmp_path: Path, s3_bucket: S3Bucket) -> None:
     root = s3_project(tmp_path, s3_bucket)
+    config = root / "migrator.toml"   # waiting is not under test: a loaded machine must not time it out
+    config.write_text("lock_timeout = 600\n" + config.read_text())
     procs = [migrator(root, "upgrade") for _ in range(8)]
-    outcomes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    outcomes = [(p.wait(timeout=900), p.stderr.read() if p.stderr else "") for p in procs]
     assert all(code == 0 for code, _ in outcomes), outcomes
     history = json.loads(migrator(root, "history", "--json").communicate(timeout=120)[0])["backends"][0]["history"]
     assert sorted((h["line"], h["version"]) for h in history) == [("notes", 1), ("notes", 2), ("people", 1),
