@@ -52,6 +52,24 @@ def applied_by_line(applied: Iterable[AppliedMigration]) -> dict[str, list[Appli
     return _group(applied)
 
 
+class Covered:
+    """Which (line, version) pairs count as applied: the recorded ones, and every version under a line's baseline.
+
+    O(records) to build and O(1) to ask, however large the versions (an adopted baseline at 20240115 is one record).
+    """
+
+    def __init__(self, applied: Iterable[AppliedMigration]) -> None:
+        self.done: set[tuple[str, int]] = set()
+        self.baselines: dict[str, int] = {}
+        for record in applied:
+            if record.baseline:
+                self.baselines[record.line] = max(self.baselines.get(record.line, 0), record.version)
+            self.done.add((record.line, record.version))
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.done or 0 < key[1] <= self.baselines.get(key[0], 0)
+
+
 def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[LineStatus]:
     """Per line: the version reached, what is applied, what is pending (sorted by line name)."""
     files = by_line(migrations)
@@ -59,8 +77,8 @@ def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigr
     statuses = []
     for line in sorted(set(files) | set(done)):
         records = done.get(line, [])
-        versions = {r.version for r in records}
-        pending = tuple(m for m in files.get(line, []) if m.version not in versions)
+        covered = Covered(records)
+        pending = tuple(m for m in files.get(line, []) if (line, m.version) not in covered)
         current = records[-1].version if records else 0
         statuses.append(LineStatus(line=line, current=current, applied=tuple(records), pending=pending))
     return statuses
@@ -71,10 +89,9 @@ def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration
     files = {(m.line, m.version): m for m in migrations}
     issues: list[Issue] = []
     newest: dict[str, int] = {}
-    applied_keys = set()
+    applied_keys = Covered(applied)
     for record in applied:
         key = (record.line, record.version)
-        applied_keys.add(key)
         newest[record.line] = max(newest.get(record.line, 0), record.version)
         migration = files.get(key)
         where = _where(record.line, record.version, record.name)
@@ -127,7 +144,7 @@ def upgrade_plan(
         prefix = f"{backend}: " if backend else ""
         raise ValidationFailed(f"{prefix}{blocking[0].message}{more}; refusing to upgrade (see `migrator validate`, "
                                f"or pass {flag})")
-    done = {(r.line, r.version) for r in applied}
+    done = Covered(applied)
     plan = [m for m in migrations if (m.line, m.version) not in done
             and (to is None or m.version <= to) and (line is None or m.line == line)]
     plan.sort(key=lambda m: (m.line, m.version))
@@ -160,6 +177,10 @@ def rollback_plan(
     for record in sorted(records, key=lambda r: r.version, reverse=True):
         if record.version <= target:
             continue
+        if record.baseline:
+            why = record.irreversible or f"{_where(record.line, record.version, record.name)} is an adopted baseline"
+            raise IrreversibleMigration(f"{prefix}cannot roll back below {record.line or 'the database'} "
+                                        f"v{record.version}: {why}; rollback refused, nothing was changed")
         migration = files.get((record.line, record.version))
         if migration is None:
             raise UsageError(f"{prefix}cannot roll back {_where(record.line, record.version, record.name)}: "
@@ -199,7 +220,7 @@ def stamp_plan(
     chosen = [m for m in migrations if line is None or m.line == line]
     if version > 0 and not any(m.version == version for m in chosen):
         raise UsageError(f"{prefix}no migration has version {version}" + (f" on {line!r}" if line else ""))
-    done = {(r.line, r.version) for r in applied}
+    done = Covered(applied)
     record = [m for m in chosen if m.version <= version and (m.line, m.version) not in done]
     unrecord = [m for m in chosen if m.version > version and (m.line, m.version) in done]
     return record, unrecord
