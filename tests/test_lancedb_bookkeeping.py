@@ -249,3 +249,89 @@ def test_migration_manager_reads_date_style_versions_in_o_rows(tmp_path: Path) -
     result = manager.validate()
     assert result.errors == ["docs: at version 20240115, latest is 20240201",
                              "docs: version gap, missing 1-20240114, 20240116-20240200"]
+
+
+# -- the seed's TypeScript tool goes on beside migrator ---------------------------------------------------------------
+
+BESIDE = '''
+    import pyarrow as pa
+    from migrator.lancedb import migration, add_columns
+
+    @migration(table="docs", version=3, description="add c3")
+    def c3(db):
+        add_columns(db, "docs", pa.field("c3", pa.string()))
+
+    @migration(table="docs", version=4, description="add c4")
+    def c4(db):
+        add_columns(db, "docs", pa.field("c4", pa.string()))
+
+    @migration(table="docs", version=5, description="add c5")
+    def c5(db):
+        add_columns(db, "docs", pa.field("c5", pa.string()))
+
+    @migration(table="notes", version=2, description="add n2")
+    def n2(db):
+        add_columns(db, "notes", pa.field("n2", pa.string()))
+'''
+
+
+def ts_tool_database(uri: Path) -> None:
+    db = lancedb.connect(str(uri))
+    db.create_table("docs", data=pa.table({"id": pa.array([1, 2], pa.int64())}))
+    db.create_table("notes", data=pa.table({"id": pa.array([1], pa.int64())}))
+    db.create_table("table_migrations", data=pa.table({
+        "tableName": ["docs", "notes"], "currentVersion": pa.array([2, 1], pa.int64()),
+        "lastMigratedAt": pa.array([1_700_000_000_000, 1_700_000_000_001], pa.int64())}))
+
+
+def ts_tool_sets(uri: Path, table: str, version: int) -> None:
+    """The seed's TypeScript tool recording a migration its own way: delete the table's row, add the new one."""
+    books = lancedb.connect(str(uri)).open_table("table_migrations")
+    books.delete(f"tableName = '{table}'")
+    books.add(pa.table({"tableName": [table], "currentVersion": pa.array([version], pa.int64()),
+                        "lastMigratedAt": pa.array([now_ms()], pa.int64())}))
+
+
+def status_of(p: Project) -> dict[str, tuple[int, list[int]]]:
+    (status,) = json.loads(p.cli("status", "--json", "--backend", "vec").out)["backends"]
+    return {line["line"]: (line["current"], [m["version"] for m in line["pending"]]) for line in status["lines"]}
+
+
+def test_migrator_and_the_seed_tool_read_each_others_versions(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    p = project(tmp_path, capsys, {"001_beside.py": BESIDE})
+    uri = lance_dir(p)
+    ts_tool_database(uri)
+    assert p.cli("upgrade", "--backend", "vec", "--table", "docs", "--to", "3").code == 0
+    assert seed_view(uri) == {"docs": 3, "notes": 1}  # the seed tool reads migrator's version
+    # the seed tool runs its own v4 of docs
+    lancedb.connect(str(uri)).open_table("docs").add_columns(pa.field("c4", pa.string()))
+    ts_tool_sets(uri, "docs", 4)
+    assert status_of(p) == {"docs": (4, [5]), "notes": (1, [2])}  # migrator reads the seed tool's version
+    assert p.cli("upgrade").code == 0  # v4 is not run again (its column exists: it would fail)
+    assert seed_view(uri) == {"docs": 5, "notes": 2}
+    names = lancedb.connect(str(uri)).open_table("docs").schema.names
+    assert names == ["id", "c3", "c4", "c5"]
+    # the seed tool adds a table of its own; migrator's next write keeps its row
+    ts_tool_sets(uri, "audit", 1)
+    assert p.cli("rollback", "4", "--table", "docs").code == 0
+    assert seed_view(uri) == {"docs": 4, "notes": 2, "audit": 1}
+    events = [(h["tableName"], h["version"], h["event"]) for h in history(uri)]
+    assert [e for e in events if e[2] == "adopted"] == [("docs", 2, "adopted"), ("notes", 1, "adopted"),
+                                                        ("docs", 4, "adopted"), ("audit", 1, "adopted")]
+    assert ("docs", 3, "applied") in events and ("docs", 5, "rolled_back") in events  # nothing of either lost
+
+
+def test_a_seed_tool_row_below_migrators_version_is_taken_as_the_truth(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    p = project(tmp_path, capsys, {"001_beside.py": BESIDE})
+    uri = lance_dir(p)
+    ts_tool_database(uri)
+    assert p.cli("upgrade").code == 0
+    ts_tool_sets(uri, "docs", 3)  # the seed tool rolled docs back to 3 its own way
+    assert status_of(p)["docs"] == (3, [4, 5])
+    assert p.cli("stamp", "5", "--table", "docs").code == 0
+    assert seed_view(uri) == {"docs": 5, "notes": 2}
+    events = [(h["version"], h["event"]) for h in history(uri) if h["tableName"] == "docs"]
+    assert (4, "unstamped") in events and (5, "unstamped") in events and events[-2:] == [(4, "stamped"),
+                                                                                         (5, "stamped")]
