@@ -476,7 +476,8 @@ class Bookkeeping:
             raise _not_ours(self.name)
         records = table.to_arrow().to_pylist()
         if is_legacy(names):  # migrator 0.1's event log, not converted yet: convert it in memory
-            return (rows or legacy_rows(records)), []
+            old = legacy_rows(records)
+            return (rows if len(rows) >= len(old) else old), []
         return rows, parse_seed(records)
 
     # -- creating and converting -------------------------------------------------------------------------------------
