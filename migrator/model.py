@@ -69,6 +69,9 @@ class AppliedMigration:
     duration_ms: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     irreversible: str | None = field(default=None, compare=False)  # why this application cannot be undone
+    # an adopted baseline: every version of the line up to ``version`` counts as applied (the bookkeeping of an
+    # earlier tool said the line is there); one record however large the version, not one per version
+    baseline: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,24 @@ def applied_by_line(applied: Iterable[AppliedMigration]) -> dict[str, list[Appli
     return _group(applied)
 
 
+class Covered:
+    """Which (line, version) pairs count as applied: the recorded ones, and every version under a line's baseline.
+
+    O(records) to build and O(1) to ask, however large the versions (an adopted baseline at 20240115 is one record).
+    """
+
+    def __init__(self, applied: Iterable[AppliedMigration]) -> None:
+        self.done: set[tuple[str, int]] = set()
+        self.baselines: dict[str, int] = {}
+        for record in applied:
+            if record.baseline:
+                self.baselines[record.line] = max(self.baselines.get(record.line, 0), record.version)
+            self.done.add((record.line, record.version))
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.done or 0 < key[1] <= self.baselines.get(key[0], 0)
+
+
 def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[LineStatus]:
     """Per line: the version reached, what is applied, what is pending (sorted by line name)."""
     files = by_line(migrations)
@@ -62,8 +80,8 @@ def line_statuses(migrations: Sequence[Migration], applied: Sequence[AppliedMigr
     statuses = []
     for line in sorted(set(files) | set(done)):
         records = done.get(line, [])
-        versions = {r.version for r in records}
-        pending = tuple(m for m in files.get(line, []) if m.version not in versions)
+        covered = Covered(records)
+        pending = tuple(m for m in files.get(line, []) if (line, m.version) not in covered)
         current = records[-1].version if records else 0
         statuses.append(LineStatus(line=line, current=current, applied=tuple(records), pending=pending))
     return statuses
@@ -75,10 +93,9 @@ def validate(migrations: Sequence[Migration], applied: Sequence[AppliedMigration
     sharing = Counter(m.path for m in migrations)  # LanceDB: one file may hold several migrations
     issues: list[Issue] = []
     newest: dict[str, int] = {}
-    applied_keys = set()
+    applied_keys = Covered(applied)
     for record in applied:
         key = (record.line, record.version)
-        applied_keys.add(key)
         newest[record.line] = max(newest.get(record.line, 0), record.version)
         migration = files.get(key)
         where = _where(record.line, record.version, record.name)
@@ -137,7 +154,7 @@ def upgrade_plan(
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
         raise ValidationFailed(f"{prefix}{blocking[0].message}{more}; refusing to upgrade (see `migrator validate`, "
                                f"or pass {flag})")
-    done = {(r.line, r.version) for r in applied}
+    done = Covered(applied)
     pending = [m for m in migrations if (m.line, m.version) not in done and (line is None or m.line == line)]
     pending.sort(key=lambda m: (m.line, m.version))
     if target is None:
@@ -228,6 +245,10 @@ def rollback_plan(
     for record in sorted(records, key=lambda r: r.version, reverse=True):
         if record.version <= version:
             continue
+        if record.baseline:
+            why = record.irreversible or f"{_where(record.line, record.version, record.name)} is an adopted baseline"
+            raise IrreversibleMigration(f"{prefix}cannot roll back below {record.line or 'the database'} "
+                                        f"v{record.version}: {why}; rollback refused, nothing was changed")
         migration = files.get((record.line, record.version))
         if migration is None:
             raise UsageError(f"{prefix}cannot roll back {_where(record.line, record.version, record.name)}: "
@@ -267,7 +288,7 @@ def stamp_plan(
     chosen = [m for m in migrations if line is None or m.line == line]
     if version > 0 and not any(m.version == version for m in chosen):
         raise UsageError(f"{prefix}no migration has version {version}" + (f" on {line!r}" if line else ""))
-    done = {(r.line, r.version) for r in applied}
+    done = Covered(applied)
     record = [m for m in chosen if m.version <= version and (m.line, m.version) not in done]
     unrecord = [m for m in chosen if m.version > version and (m.line, m.version) in done]
     return record, unrecord

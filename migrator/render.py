@@ -131,6 +131,7 @@ def status_json(status: Status) -> str:
                 "current": line.current,
                 "latest": line.latest,
                 "applied": [r.version for r in line.applied],
+                "baseline": max((r.version for r in line.applied if r.baseline), default=None),
                 "pending": [{"version": m.version, "name": m.name, "file": m.path.name} for m in line.pending],
             } for line in backend.lines],
             "issues": [issue_json(i) for i in backend.issues],

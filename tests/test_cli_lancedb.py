@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lancedb
 import pytest
+from lance_scripts.testlib import assert_seed_view_true
 
 from conftest import Project, lance_project
 from migrator import MigrationFailed, MigrationManager
@@ -56,8 +57,13 @@ def fine(db):
 
 
 def versions(project: Project) -> dict[str, int]:
+    """Each table's version by ``status --json``; the seed-shaped reader of table_migrations must see the same."""
     (backend,) = json.loads(project.cli("status", "--json", "--backend", "vec").out)["backends"]
-    return {line["line"]: line["current"] for line in backend["lines"]}
+    current = {line["line"]: line["current"] for line in backend["lines"]}
+    if (project.root / "data" / "lance" / "table_migrations.lance").is_dir():
+        view = assert_seed_view_true(project.root / "data" / "lance")
+        assert view == {t: v for t, v in current.items() if v or t in view}, (view, current)
+    return current
 
 
 def test_upgrade_migrates_sqlite_and_lancedb_from_one_config(tmp_path: Path,

@@ -9,7 +9,16 @@ from pathlib import Path
 import lancedb
 import pyarrow as pa
 import pytest
-from lance_scripts.testlib import backend, by_line, index_names, pending, upgrade, write_files
+from lance_scripts.testlib import (
+    assert_seed_view_true,
+    backend,
+    by_line,
+    index_names,
+    pending,
+    seed_view,
+    upgrade,
+    write_files,
+)
 
 from migrator.backends.base import Backend
 from migrator.backends.lancedb import LanceBackend, LanceStep, create
@@ -179,16 +188,18 @@ def test_fresh_database_runs_the_demo(tmp_path: Path) -> None:
     assert all(isinstance(a.extra["lance_version"], int) for a in applied)
     db = lancedb.connect(str(tmp_path / "db"))
     assert sorted(db.list_tables().tables) == sorted(
-        ["users", "notebooks", "memos", "tags", "attachments", "chunks", "conversations", "table_migrations"])
+        ["users", "notebooks", "memos", "tags", "attachments", "chunks", "conversations", "table_migrations",
+         "table_migrations_history"])
     memos = db.open_table("memos")
     assert memos.schema.field("tags").type == pa.list_(pa.string())
     assert pa.types.is_fixed_size_list(memos.schema.field("vector").type)
     assert table_stamp(db, "memos") == 2 and table_stamp(db, "users") == 1
     assert {"id_idx", "user_id_idx"} <= index_names(memos)
     assert any("vector_idx" in line and "deferred" in line for line in lines)
-    bookkeeping = db.open_table("table_migrations").schema.names
-    assert bookkeeping[:3] == ["tableName", "currentVersion", "lastMigratedAt"]
-    assert {"lanceVersion", "checksum", "durationMs", "description", "event"} <= set(bookkeeping)
+    assert assert_seed_view_true(tmp_path / "db") == {"users": 1, "notebooks": 1, "memos": 2, "tags": 1,
+                                                      "attachments": 1, "chunks": 1, "conversations": 1}
+    history = db.open_table("table_migrations_history").schema.names
+    assert {"lanceVersion", "checksum", "durationMs", "description", "event", "attempt"} <= set(history)
     # a new app row: memos at v2 accepts a tagged memo
     memos.add([{"id": "m1", "user_id": "u1", "content": "hello", "created_at": 1, "updated_at": 1,
                 "tags": ["a"]}])
@@ -248,24 +259,26 @@ def test_adopts_a_seed_table_migrations(tmp_path: Path) -> None:
     seed_database(tmp_path / "db")
     b = make(tmp_path, TWO_TABLES)
     applied = b.applied()
-    assert by_line(applied) == {"notes": [1, 2], "people": [1]}
-    assert all(a.checksum is None and a.extra.get("adopted") for a in applied)
+    assert by_line(applied) == {"notes": [2], "people": [1]}  # one baseline per table, not one row per version
+    assert all(a.checksum is None and a.extra.get("adopted") and a.baseline for a in applied)
     db = lancedb.connect(str(tmp_path / "db"))
     assert db.open_table("table_migrations").schema.names == ["tableName", "currentVersion", "lastMigratedAt"]
     lines: list[str] = []
     done = upgrade(b, report=lines.append)
     assert [(a.line, a.version) for a in done] == [("people", 2)]  # nothing adopted re-runs
     assert db.open_table("notes").count_rows() == 2
-    books = db.open_table("table_migrations")
-    assert books.count_rows() == 4  # the two seed rows kept, + started/applied of people v2
-    assert {"event", "lanceVersion", "checksum"} <= set(books.schema.names)
+    assert seed_view(tmp_path / "db") == {"notes": 2, "people": 2}  # still three columns, one row per table
+    history = db.open_table("table_migrations_history").to_arrow().to_pylist()
+    assert [(h["tableName"], h["version"], h["event"]) for h in history] == [
+        ("notes", 2, "adopted"), ("people", 1, "adopted"), ("people", 2, "started"), ("people", 2, "applied")]
     applied = b.applied()
-    assert by_line(applied) == {"notes": [1, 2], "people": [1, 2]}
+    assert by_line(applied) == {"notes": [2], "people": [1, 2]}
     people2 = next(a for a in applied if (a.line, a.version) == ("people", 2))
     assert people2.checksum == checksum(tmp_path / "migrations" / "002_more.py")
-    # unstamping an adopted version keeps the rest adopted
+    # unstamping an adopted version lowers the baseline to the file below it: the rest stays adopted
     b.unstamp([m for m in b.discover() if (m.line, m.version) == ("notes", 2)])
     assert by_line(b.applied()) == {"notes": [1], "people": [1, 2]}
+    assert seed_view(tmp_path / "db") == {"notes": 1, "people": 2}
 
 
 # -- failures -----------------------------------------------------------------------------------------------------
@@ -322,9 +335,10 @@ def test_failure_in_the_middle_of_a_line_restores_that_table_only(tmp_path: Path
     assert t.schema.names == ["id"] and t.count_rows() == 3  # data back at v1 ...
     assert table_stamp(db, "t") == 1  # ... and the stamp agrees
     assert "name" in db.open_table("u").schema.names and table_stamp(db, "u") == 2
-    events = db.open_table("table_migrations").to_arrow().to_pylist()
+    events = db.open_table("table_migrations_history").to_arrow().to_pylist()
     failed = [e for e in events if e["event"] == "failed"]
     assert len(failed) == 1 and "boom" in failed[0]["detail"]
+    assert assert_seed_view_true(tmp_path / "db") == {"t": 1, "u": 2}  # not the version that failed
 
 
 def test_direct_apply_raises_migration_failed_naming_table_version_cause(tmp_path: Path) -> None:
@@ -404,8 +418,9 @@ def test_parallel_apply_from_two_threads_on_different_tables(tmp_path: Path) -> 
     assert errors == []
     assert by_line(b.applied()) == {"alpha": [1, 2, 3, 4, 5], "beta": [1, 2, 3, 4, 5]}
     db = lancedb.connect(str(tmp_path / "db"))
-    events = db.open_table("table_migrations").to_arrow().to_pylist()
+    events = db.open_table("table_migrations_history").to_arrow().to_pylist()
     assert sorted(e["event"] for e in events) == ["applied"] * 10 + ["started"] * 10
+    assert seed_view(tmp_path / "db") == {"alpha": 5, "beta": 5}
 
 
 def test_stamp_and_unstamp_run_nothing(tmp_path: Path) -> None:
@@ -520,8 +535,8 @@ def test_backup_tags_every_table_and_a_tag_restores_it(tmp_path: Path) -> None:
     db.open_table("notes").add([{"id": 1, "text": "kept by the backup"}])
     where = b.backup(lines.append)
     tag = where.split()[1]
-    assert tag.startswith("migrator-backup-") and "3 table(s)" in where
-    for name in ("notes", "people", "table_migrations"):
+    assert tag.startswith("migrator-backup-") and "4 table(s)" in where
+    for name in ("notes", "people", "table_migrations", "table_migrations_history"):
         table = db.open_table(name)
         assert table.tags.list()[tag]["version"] == table.version
     upgrade(b)

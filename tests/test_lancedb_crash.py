@@ -27,7 +27,16 @@ from typing import Any
 import lancedb
 import pyarrow.compute as pc
 import pytest
-from lance_scripts.testlib import backend, by_line, index_names, rollback, upgrade, write_files
+from lance_scripts.testlib import (
+    assert_seed_view_true,
+    backend,
+    by_line,
+    index_names,
+    rollback,
+    seed_view,
+    upgrade,
+    write_files,
+)
 from s3 import S3Bucket, new_bucket
 
 from migrator.lancedb import table_stamp
@@ -185,9 +194,11 @@ def check_memos(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
     b = backend(db_path, prepared.migrations)
     recorded = by_line(b.applied())["memos"]
     assert recorded in ([1], [1, 2]) and max(recorded) <= (stamp or 0), lines  # bookkeeping never ahead
+    assert seed_view(db_path).get("memos", 0) <= (stamp or 0), lines  # nor the seed-shaped row
     rerun: list[str] = []
     upgrade(b, report=rerun.append)  # finishes the job
     assert by_line(b.applied()) == {"memos": [1, 2]}, rerun
+    assert assert_seed_view_true(db_path) == {"memos": 2}, rerun
     table = db.open_table("memos")
     assert table.count_rows() == ROWS and table_stamp(db, "memos") == 2
     assert pc.all(pc.equal(table.to_arrow().column("rev"), 1)).as_py(), rerun  # the transform ran once
@@ -211,9 +222,11 @@ def check_rollback(db_path: Path, prepared: Prepared, lines: list[str]) -> None:
     again: list[str] = []
     rollback(b, "memos", 0, report=again.append)  # finishes the job
     assert "memos" not in by_line(b.applied()) and "memos" not in db.list_tables().tables, again
+    assert assert_seed_view_true(db_path).get("memos", 0) == 0, again
     upgrade(b)
     table = db.open_table("memos")
     assert by_line(b.applied())["memos"] == [1, 2] and table.count_rows() == ROWS
+    assert assert_seed_view_true(db_path) == {"memos": 2}
     assert pc.all(pc.equal(table.to_arrow().column("rev"), 1)).as_py()
 
 
@@ -227,7 +240,12 @@ def check_demo(db_path: Path | str, prepared: Prepared, lines: list[str],
         recorded = applied.get(name, [])
         stamp = table_stamp(db, name) if exists else None
         assert max(recorded, default=0) <= (stamp or 0), (name, lines)  # bookkeeping never ahead of the data
+    if exists and "table_migrations" in db.list_tables().tables:
+        view = seed_view(db_path, storage_options)
+        assert all(v <= (table_stamp(db, t) or 0) for t, v in view.items()), (view, lines)  # the row neither
     upgrade(b)
+    assert assert_seed_view_true(db_path, storage_options) == {
+        "users": 1, "notebooks": 1, "memos": 2, "tags": 1, "attachments": 1, "chunks": 1, "conversations": 1}
     assert by_line(b.applied()) == {"users": [1], "notebooks": [1], "memos": [1, 2], "tags": [1],
                                     "attachments": [1], "chunks": [1], "conversations": [1]}
     memos: Any = db.open_table("memos")

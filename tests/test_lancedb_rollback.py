@@ -9,7 +9,7 @@ from pathlib import Path
 import lancedb
 import pyarrow as pa
 import pytest
-from lance_scripts.testlib import backend, by_line
+from lance_scripts.testlib import assert_seed_view_true, backend, by_line
 from lancedb.index import BTree
 
 from conftest import Project, lance_project
@@ -59,7 +59,7 @@ def versions(p: Project) -> dict[str, int]:
 
 
 def bookkeeping(p: Project) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = db_of(p).open_table("table_migrations").to_arrow().to_pylist()
+    rows: list[dict[str, object]] = db_of(p).open_table("table_migrations_history").to_arrow().to_pylist()
     return rows
 
 
@@ -113,11 +113,12 @@ def test_the_log_keeps_each_rollback_with_its_lance_versions(tmp_path: Path,
     p = project(tmp_path, capsys)
     p.cli("upgrade")
     p.cli("rollback", "2", "--table", "notes")
-    rows = [r for r in bookkeeping(p) if r["tableName"] == "notes" and r["currentVersion"] == 3]
+    rows = [r for r in bookkeeping(p) if r["tableName"] == "notes" and r["version"] == 3]
     events = [r["event"] for r in rows]
     assert events == ["started", "applied", "reverting", "rolled_back"]
     assert rows[3]["lanceVersion"] == db_of(p).open_table("notes").version
     assert rows[2]["attempt"] == rows[3]["attempt"]
+    assert assert_seed_view_true(p.root / "data" / "lance") == {"notes": 2, "people": 2}
 
 
 def test_rollback_refuses_when_the_application_wrote_since_and_changes_nothing(

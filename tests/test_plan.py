@@ -118,3 +118,20 @@ def test_after_upgrade_nothing_is_pending(versions: set[int], data: st.DataObjec
 def test_adopted_versions_without_files_are_not_missing() -> None:
     adopted = AppliedMigration(version=1, name="", line="memos", checksum=None, extra={"adopted": True})
     assert plan.validate([mig(2, "memos")], [adopted]) == []
+
+
+def baseline(version: int, line: str = "docs") -> AppliedMigration:
+    return AppliedMigration(version=version, name="", line=line, extra={"adopted": True}, baseline=True,
+                            irreversible=f"{line} v{version} was adopted from the bookkeeping of an earlier tool")
+
+
+def test_an_adopted_baseline_covers_every_version_under_it_without_expanding_them() -> None:
+    files = [mig(3, "docs"), mig(20240115, "docs"), mig(20240201, "docs")]
+    applied = [baseline(20240115)]
+    (status,) = plan.line_statuses(files, applied)
+    assert status.current == 20240115 and [m.version for m in status.pending] == [20240201]
+    assert plan.validate(files, applied) == []  # v3 is covered: not out of order
+    assert [m.version for m in plan.upgrade_plan(files, applied)] == [20240201]
+    assert plan.stamp_plan(files, applied, 3, line="docs") == ([], [mig(20240115, "docs")])
+    with pytest.raises(IrreversibleMigration, match="adopted"):
+        plan.rollback_plan(files, applied, 3, line="docs")

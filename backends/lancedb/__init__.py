@@ -4,7 +4,8 @@ Modules (each one job):
 
 ``adapter``      :class:`LanceBackend`, the Protocol methods of :mod:`migrator.backends.base`
 ``recovery``     what to do with a migration an earlier run left half done (:class:`Recovery`, ``classify``)
-``bookkeeping``  the ``table_migrations`` event log: :class:`Bookkeeping` and its verbs, pure derivations
+``bookkeeping``  ``table_migrations`` (seed shape) and its history table: :class:`Bookkeeping`, its verbs, pure replay
+``legacy``       converting migrator 0.1's one-table event log on the first run
 ``lock``         the migration lock: ``flock`` in a local folder, a leased object on object storage
 ``rollback``     ``migrator rollback`` by Lance time travel, and settling interrupted rollbacks
 ``recreate``     ``recreate_table``: streamed rewrite in one overwrite commit, audit of other writers

@@ -8,11 +8,13 @@ Files
     migrations in version order. A function receives the lancedb connection.
 
 Bookkeeping
-    ``table_migrations`` (or the configured ``version_table``), an append-only
-    event log whose first three columns are the TypeScript seed's; its layout
-    and the adoption of seed databases are described in
+    ``table_migrations`` (or the configured ``version_table``): exactly the
+    seed's three columns, one row per table, the version it really is at;
+    ``table_migrations_history`` (``<version_table>_history``): every event.
+    Layout, write order, other tools' rows and the adoption of seed databases:
     :mod:`migrator.backends.lancedb.bookkeeping` (written through its verbs:
-    ``started``, ``applied``, ``failed``, ``stamped``, ``reverting``, ``rolled_back``).
+    ``started``, ``applied``, ``failed``, ``stamped``, ``reverting``, ``rolled_back``);
+    the conversion of 0.1's event log: :mod:`migrator.backends.lancedb.legacy`.
 
 Stamps
     Each data table carries the migration version its data is at in its
@@ -56,13 +58,16 @@ Applying one migration (table T, version N)
 Crash windows of ordinary (non-recreate) migrations
     Between the function's commit and the stamp commit: step 3 on the next
     run (restore and run again). Between the stamp and the ``applied`` row:
-    step 2 (record without running). Bookkeeping rows are single appends, so
-    ``table_migrations`` itself is never half-written.
+    step 2 (record without running). History rows are single appends and the
+    ``table_migrations`` row one guarded overwrite, so neither is ever
+    half-written; a row left one step behind is repaired when the next run
+    takes the lock.
 
 Concurrency
     ``apply`` runs in parallel threads for different tables (the runner's
-    ``--jobs``); ``table_migrations`` appends are serialised by a lock in this
-    process and retried on Lance commit conflicts. Across processes,
+    ``--jobs``); bookkeeping writes are serialised by a lock in this process,
+    history appends retried on Lance commit conflicts, ``table_migrations``
+    overwrites committed only on the version they read. Across processes,
     :meth:`LanceBackend.lock` holds ``<uri>/.migrator-lock`` for the whole run:
     an ``fcntl.flock`` in a local folder, a leased object written with
     conditional puts on object storage (``s3://``, ``gs://``, ``az://``); see
@@ -100,6 +105,7 @@ from ..base import Capabilities, Report
 from .bookkeeping import (
     Bookkeeping,
     Intent,
+    appended,
     derive_applied,
     open_intents,
     open_reverts,
@@ -261,7 +267,7 @@ class LanceBackend:
             for spec in specs:
                 if spec.problems:
                     raise LoaderError(f"{here}: {spec.problems[0]}")
-                if spec.table == self.version_table:
+                if spec.table in (self.version_table, self._books.history):
                     raise LoaderError(f"{here}: table {spec.table!r} is migrator's bookkeeping table")
                 step = LanceStep(function=spec.function, table=spec.table, version=spec.version,
                                  description=spec.description, indices=spec.indices, function_name=function_name)
@@ -339,7 +345,7 @@ class LanceBackend:
             if rows is None:
                 return []
             # a rollback interrupted between its restore and its row: the table's stamp says which way it went
-            rows = rows + [closing_row(db, intent) for intent in open_reverts(rows)]
+            rows = appended(rows, [closing_row(db, intent) for intent in open_reverts(rows)])
         return derive_applied(rows)
 
     def prepare(self) -> None:
@@ -397,20 +403,24 @@ class LanceBackend:
         return find_drift(migrations, applied, seen, self.version_table)
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:
+        """``unstamped`` events (nothing deleted); under an adopted baseline, it is lowered to the next file below."""
         if not migrations or not self.applied():
             return
         db = self._connect()
-        by_table: dict[str, list[int]] = {}
-        for migration in migrations:
-            by_table.setdefault(migration.line, []).append(migration.version)
-        for table, versions in by_table.items():
-            self._books.forget(db, table, versions)
+        files: dict[str, list[int]] = {}
+        for m in self.discover():
+            files.setdefault(m.line, []).append(m.version)
+
+        def below(table: str, version: int) -> int:
+            return max((v for v in files.get(table, []) if v < version), default=0)
+
+        self._books.forget(db, migrations, below=below)
         # a table without a stamp (restored to before migrator stamped it) takes the version it is now recorded at;
         # a stamp above it stays: the data is ahead, and the next upgrade finishes that version without running it
         tops: dict[str, int] = {}
         for row in self.applied():
             tops[row.line] = max(tops.get(row.line, 0), row.version)
-        for name in by_table:
+        for name in {m.line for m in migrations}:
             found = open_table(db, name)
             meta = metadata_of(found.schema) if found is not None else {}
             if found is not None and tops.get(name) and stamp_of(meta) is None:
@@ -476,11 +486,15 @@ class LanceBackend:
     def _settle(self) -> None:
         """Finish what a killed run left half done that must not wait for its table's next migration."""
         local = self.local_path
-        if local is not None and not (local / f"{self.version_table}.lance").is_dir():
+        if local is not None and not any((local / f"{name}.lance").is_dir()
+                                         for name in (self.version_table, self._books.history)):
             return  # no bookkeeping yet: nothing to settle, and nothing to connect to
         db = self._connect()
-        with self._unavailable(f"cannot settle interrupted rollbacks in {self.version_table}"):
+        with self._unavailable(f"cannot settle the bookkeeping in {self.version_table}"):
+            self._books.ensure(db)  # converts a 0.1 event log
+            self._books.sync(db)    # other tools' rows into the history; rows one step behind after a crash
             settle(db, self._books, lambda message: None)
+            self._books.compact(db)
 
     # -- applying ------------------------------------------------------------------------------------------------
 

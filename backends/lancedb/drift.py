@@ -15,6 +15,9 @@ and the recorded version ``R`` agree, except:
 - no stamp, while migrator ran ``R`` (and so stamped it): restored to before
   migrator's first stamp, or overwritten by hand. Drift. (Tables of adopted or
   stamped versions may never have had a stamp: not compared.)
+- ``S < R`` where ``R`` was adopted from another tool's row (the seed's
+  TypeScript tool goes on migrating beside migrator and writes no stamp): not
+  compared either.
 - no table, while ``R``'s record says it had one: dropped by hand. Drift.
 
 :func:`find` is pure; the adapter reads each table's stamp into :class:`Seen`.
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 
 from migrator.model import ISSUE_DRIFT, AppliedMigration, Issue, Migration
 
-from .bookkeeping import recorded_lance_version, was_run
+from .bookkeeping import is_adopted, recorded_lance_version, was_run
 
 __all__ = ["Seen", "find"]
 
@@ -83,6 +86,8 @@ def _disagreement(table: str, seen: Seen, top: AppliedMigration | None, followin
                 f"stamped (restored or overwritten by hand?); {back}, or record its real version N with "
                 f"`migrator stamp N --table {table}`")
     if stamp < recorded:
+        if is_adopted(top):
+            return None  # another tool (the seed's) recorded it, and it writes no stamp: nothing to compare
         return (f"{table}: the table is at v{stamp} by its stamp but {books} records v{recorded} (restored or "
                 f"rewritten by hand?); record its real version with `migrator stamp {stamp} --table {table}` "
                 f"(upgrade then runs v{stamp + 1} onwards again), or {back}")

@@ -47,8 +47,10 @@ def backend(uri: Path | str, migrations: Path, name: str = "vectors",
 
 
 def pending(b: LanceBackend, *, to: int | None = None, line: str | None = None) -> list[Migration]:
-    done = {(a.line, a.version) for a in b.applied()}
-    return [m for m in b.discover() if (m.line, m.version) not in done
+    applied = b.applied()
+    done = {(a.line, a.version) for a in applied}
+    baselines = {a.line: a.version for a in applied if getattr(a, "baseline", False)}  # covers every version under it
+    return [m for m in b.discover() if (m.line, m.version) not in done and m.version > baselines.get(m.line, 0)
             and (to is None or m.version <= to) and (line is None or m.line == line)]
 
 
@@ -93,3 +95,45 @@ def by_line(applied: Sequence[AppliedMigration]) -> dict[str, list[int]]:
 
 def index_names(table: Any) -> set[str]:
     return {i.name for i in table.list_indices()}
+
+
+SEED_COLUMNS = ["tableName", "currentVersion", "lastMigratedAt"]
+BOOKKEEPING = ("table_migrations", "table_migrations_history")
+
+
+def seed_view(uri: Path | str, storage_options: dict[str, str] | None = None,
+              version_table: str = "table_migrations") -> dict[str, int]:
+    """``table_migrations`` read as the seed's TypeScript service reads it: three columns, one row per table.
+
+    Fails if the table has other columns or two rows for one table.
+    """
+    import lancedb
+
+    db = lancedb.connect(str(uri), storage_options=storage_options)
+    table = db.open_table(version_table)
+    assert table.schema.names == SEED_COLUMNS, f"{version_table} columns: {table.schema.names}"
+    rows = table.to_arrow().to_pylist()
+    names = [r["tableName"] for r in rows]
+    assert len(names) == len(set(names)), f"{version_table} has two rows for one table: {sorted(names)}"
+    assert all(isinstance(r["currentVersion"], int) and isinstance(r["lastMigratedAt"], int) for r in rows), rows
+    return {r["tableName"]: r["currentVersion"] for r in rows}
+
+
+def assert_seed_view_true(uri: Path | str, storage_options: dict[str, str] | None = None) -> dict[str, int]:
+    """The seed-shaped reader's view equals each table's real stamp (``migrator.version`` in its schema metadata).
+
+    Tables without a stamp (never migrated by migrator, e.g. adopted ones) and tables that do not exist (dropped,
+    or stamped without running) have no stamp to compare. Returns the view.
+    """
+    import lancedb
+
+    from migrator.lancedb import table_stamp
+
+    view = seed_view(uri, storage_options)
+    db = lancedb.connect(str(uri), storage_options=storage_options)
+    tables = set(db.list_tables().tables) - set(BOOKKEEPING)
+    for name in sorted(tables | set(view)):
+        stamp = table_stamp(db, name) if name in tables else None
+        if stamp is not None:
+            assert view.get(name, 0) == stamp, f"{name} is stamped v{stamp}, table_migrations says {view.get(name)}"
+    return view
