@@ -236,3 +236,125 @@ def test_undo_writes_are_guarded_for_interrupted_runs_too(tmp_path: Path) -> Non
     assert by_line(b.applied()) == {"memos": [1, 2]} and table_stamp(db, "memos") == 2
     assert any("appended again" in line for line in lines)
 
+
+
+# -- recreation under a live writer (copy, catch up, cut over) -------------------------------------------------------
+
+RECREATE = '''
+    import os, time
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from migrator.lancedb import Index, migration, recreate_table
+    from lance_scripts.testlib import memo_rows
+
+    GATE = {gate!r}
+    TAGS = pa.field("tags", pa.list_(pa.string()))
+
+    @migration(table="memos", version=1,
+               indices=[Index("id"), Index("vector", kind={kind!r}, num_partitions=4{extra})])
+    def create(db):
+        db.create_table("memos", data=memo_rows({rows}))
+
+    COPIES = []
+
+    def add_tags(batch):
+        if batch.num_rows and batch.column("id")[0].as_py() == 0:  # a copy of the whole table starts
+            COPIES.append(1)
+            n = len(COPIES)
+            open(f"{{GATE}}.copying.{{n}}", "w").close()  # the test lets the app append twice meanwhile
+            while not os.path.exists(f"{{GATE}}.go.{{n}}"):
+                time.sleep(0.01)
+        batch = batch.set_column(batch.schema.get_field_index("rev"), "rev", pc.add(batch.column("rev"), 1))
+        return batch.append_column(TAGS, pa.array([[]] * batch.num_rows, TAGS.type))
+
+    @migration(table="memos", version=2, description="tags")
+    def tags(db):
+        recreate_table(db, "memos", schema=db.open_table("memos").schema.append(TAGS), transform=add_tags,
+                       batch_size=2048)
+'''
+
+
+class Writer:
+    """The application: a child process appending 100 rows every 0.3 s (tests/lance_scripts/append_loop.py)."""
+
+    def __init__(self, uri: Path, stop: Path, first: int) -> None:
+        self.stop = stop
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "append_loop.py"), str(uri), "memos", str(first), "100", "0.3", str(stop)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def commits(self, stamp: int | None = None) -> list[tuple[int, int]]:
+        out = []
+        for line in list(self.lines):
+            parts = line.split()
+            if parts[0] == "committed" and (stamp is None or parts[3] == str(stamp)):
+                out.append((int(parts[1]), int(parts[2])))
+        return out
+
+    def wait_commits(self, n: int, stamp: int | None = None, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.commits(stamp)) < n:
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            assert time.monotonic() < deadline, f"the writer committed {len(self.commits(stamp))} of {n}"
+            time.sleep(0.05)
+
+    def finish(self) -> list[int]:
+        self.stop.touch()
+        _, err = self.proc.communicate(timeout=120)
+        self.reader.join(10)
+        assert self.proc.returncode == 0, err
+        return [i for first, count in self.commits() for i in range(first, first + count)]
+
+
+def recreate_under_a_live_writer(tmp_path: Path, rows: int, kind: str) -> None:
+    gate = tmp_path / "gate"
+    migrations = write_files(tmp_path / "migrations", {
+        "001_memos.py": RECREATE.format(gate=str(gate), rows=rows, kind=kind,
+                                        extra=", num_sub_vectors=4" if kind == "IVF_PQ" else "")})
+    b = backend(tmp_path / "db", migrations)
+    upgrade(b, to=1)
+    writer = Writer(tmp_path / "db", tmp_path / "stop", first=10_000_000)
+    try:
+        writer.wait_commits(1)
+        lines: list[str] = []
+        thread, out = run_in_thread(lambda: upgrade(b, report=lines.append))
+        copies = 0
+        while thread.is_alive():  # each copy of the whole table takes longer than the app waits between appends
+            if Path(f"{gate}.copying.{copies + 1}").exists():
+                copies += 1
+                writer.wait_commits(len(writer.commits()) + 2)
+                Path(f"{gate}.go.{copies}").touch()
+            thread.join(0.05)
+        assert "error" not in out, out.get("error")
+        assert copies == 1  # copied once, then caught up: the writer never had to pause
+        writer.wait_commits(2, stamp=2)  # and the app goes on writing, in the new form, after the cut-over
+    finally:
+        appended = writer.finish()
+    db = lancedb.connect(str(tmp_path / "db"))
+    table = db.open_table("memos")
+    data = table.to_arrow()
+    ids_there = data.column("id").to_pylist()
+    assert len(ids_there) == len(set(ids_there))  # every row once
+    assert sorted(ids_there) == sorted([*range(rows), *appended])  # every row the app committed, nothing else
+    assert set(data.column("rev").to_pylist()) == {1}  # every row transformed (or written new by the app)
+    assert data.column("tags").null_count == 0
+    assert table_stamp(db, "memos") == 2 and by_line(b.applied()) == {"memos": [1, 2]}
+    assert {"id_idx", "vector_idx"} <= {i.name for i in table.list_indices()}
+    assert any("caught up with" in line for line in lines)
+
+
+def test_a_recreation_under_an_app_appending_every_300_ms_keeps_every_row_once_transformed(tmp_path: Path) -> None:
+    recreate_under_a_live_writer(tmp_path, rows=20_000, kind="IVF_FLAT")
+
+
+@pytest.mark.slow
+def test_a_200k_row_recreation_with_a_vector_index_under_a_live_writer(tmp_path: Path) -> None:
+    recreate_under_a_live_writer(tmp_path, rows=200_000, kind="IVF_PQ")
