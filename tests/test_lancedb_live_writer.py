@@ -279,10 +279,11 @@ class Writer:
 
     def __init__(self, uri: Path, stop: Path, first: int) -> None:
         self.stop = stop
+        self.errors = stop.with_suffix(".stderr")
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, str(SCRIPTS / "append_loop.py"), str(uri), "memos", str(first), "100", "0.3", str(stop)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self.errors.open("w"), text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -302,15 +303,16 @@ class Writer:
     def wait_commits(self, n: int, stamp: int | None = None, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.commits(stamp)) < n:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            assert self.proc.poll() is None, self.errors.read_text()
             assert time.monotonic() < deadline, f"the writer committed {len(self.commits(stamp))} of {n}"
             time.sleep(0.05)
 
     def finish(self) -> list[int]:
         self.stop.touch()
-        _, err = self.proc.communicate(timeout=120)
-        self.reader.join(10)
-        assert self.proc.returncode == 0, err
+        self.proc.wait(timeout=120)
+        self.reader.join(30)  # every line it printed, read by one reader only
+        assert self.proc.returncode == 0, self.errors.read_text()
+        assert self.lines and self.lines[-1] == "stopped", self.lines[-3:]
         return [i for first, count in self.commits() for i in range(first, first + count)]
 
 

@@ -11,11 +11,14 @@ caller gets :class:`TableMoved` and re-checks. One helper, :func:`commit`,
 used by every site (undo of a failed or interrupted migration, rollback,
 ``recreate_table``'s cut-over).
 
-Lance's lock-based commit path checks that the manifest ``v+1`` is free and
-then writes it; a writer that does not use the lock and commits ``v+1`` in
-between those two steps is not seen by the check. The commit's own
-transaction is therefore read back: if version ``v+1`` is not migrator's
-transaction, :class:`TableMoved` is raised as well.
+After the commit, version ``read_version + 1`` is read back and must be
+migrator's transaction (:class:`TableMoved` otherwise).
+
+Known residual window: Lance's lock-based commit path checks that the
+manifest ``v+1`` is free and then writes it with a plain put; a writer that
+does not use the lock and commits ``v+1`` between those two steps is neither
+refused nor seen here (its manifest is replaced by migrator's). Closing it
+needs a conditional put in Lance's lock path.
 """
 
 from __future__ import annotations
