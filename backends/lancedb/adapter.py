@@ -34,9 +34,10 @@ Applying one migration (table T, version N)
        it committed: restore T's Lance version from before it (drop T if it
        created it). When the commits since then are only appends they are
        kept (they are most likely the app's rows written during a long
-       rewrite that never committed); when they mix schema/rewrite commits
-       with appends, migrator cannot tell its writes from the app's and stops
-       with an error instead of guessing.
+       rewrite that never committed); when they mix with the run's other
+       commits, the appended rows are kept the way a failed migration keeps
+       them (:mod:`.undo`: restore, append them again; or stop with an error
+       naming them when they cannot take the old schema).
     4. Append a ``started`` row (T's Lance version before the function), run
        the function, build the indices the decorator declares (and deferred
        ones), write the stamp ``migrator.version = N`` (a metadata commit; a
@@ -66,8 +67,10 @@ Concurrency
     an ``fcntl.flock`` in a local folder, a leased object written with
     conditional puts on object storage (``s3://``, ``gs://``, ``az://``); see
     :mod:`migrator.backends.lancedb.lock`. Lance's conditional commits guard each
-    single commit underneath, and ``recreate_table`` detects overwritten
-    appends by writers that do not take the lock (the application).
+    single commit underneath; restores and overwrites, which Lance lets win
+    over other writers' appends, are committed only on the version migrator
+    checked (:mod:`.guard`), so writers that do not take the lock (the
+    application) lose nothing.
 """
 
 from __future__ import annotations
