@@ -360,3 +360,18 @@ def test_a_recreation_under_an_app_appending_every_300_ms_keeps_every_row_once_t
 @pytest.mark.slow
 def test_a_200k_row_recreation_with_a_vector_index_under_a_live_writer(tmp_path: Path) -> None:
     recreate_under_a_live_writer(tmp_path, rows=200_000, kind="IVF_PQ")
+
+
+def test_an_undo_run_again_after_its_append_commit_appends_nothing_twice(tmp_path: Path) -> None:
+    """A kill after an undo's commits but before its bookkeeping: the next run's undo starts from that state."""
+    from migrator.backends.lancedb.undo import undo_since
+
+    db = lancedb.connect(str(tmp_path / "db"))
+    table = db.create_table("memos", data=memo_rows(20))
+    start = int(table.version)
+    table.delete("id < 5")                      # the migration's change
+    app_appends(tmp_path / "db", start=300, count=2)
+    first = undo_since(db, "memos", start, lambda line: None)
+    assert first.safe and ids(db) == [*range(20), 300, 301]
+    again = undo_since(db, "memos", start, lambda line: None)  # what the next run does with the same intent
+    assert again.safe and ids(db) == [*range(20), 300, 301]

@@ -20,7 +20,10 @@ migration's.
   appended in the next commit. If the cast is impossible the table is left
   as it is and the error names the commits.
 
-When another writer commits while this runs, the guarded restore is refused
+An undo interrupted after its append commit is recognised on the next run by
+that commit's ``migrator.op = reapply`` property: the version it made (the
+old state plus the appended rows) becomes the state to restore, so no row is
+appended twice. When another writer commits while this runs, the guarded restore is refused
 and everything is read again (a few times, then the table is left as it is
 and the error says so). Nothing here exits quietly with an application row
 gone: every outcome is described in the returned note.
@@ -32,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .common import Commit, Report, commits, describe, open_table
+from .common import TX_OP, Commit, Report, commits, describe, open_table
 from .guard import TableMoved, restore
 
 __all__ = ["Undo", "undo_since"]
@@ -61,6 +64,10 @@ def undo_since(db: Any, name: str, start: int, report: Report) -> Undo:
         if latest == start:
             return Undo(f"{name} unchanged at Lance version {start}", True)
         history = commits(dataset, start + 1, latest)
+        done = [c for c in history if c.properties.get(TX_OP) == TX_REAPPLY]
+        if done:  # an earlier undo finished here (then died before its bookkeeping): that is the state to keep
+            start = done[-1].version
+            continue
         appends = [c for c in history if c.operation == "Append"]
         changes = [c for c in history if c.changes_rows and c.operation != "Append"]
         if not changes:
@@ -123,7 +130,9 @@ def _restore_keeping(dataset: Any, name: str, start: int, latest: int, appends: 
             raise failed[0] from None
         raise
     restored = restore(dataset, start, read_version=latest, table=name)
-    lance.LanceDataset.commit(restored, lance.LanceOperation.Append(fragments), read_version=int(restored.version))
+    lance.LanceDataset.commit(restored, lance.Transaction(
+        read_version=int(restored.version), operation=lance.LanceOperation.Append(fragments),
+        transaction_properties={TX_OP: TX_REAPPLY, "migrator.restored": str(start)}))
     report(f"restored Lance version {start} (from before the migration) and appended again the {rows:,} row(s) "
            f"other writers had committed meanwhile ({describe(appends)})")
     return Undo(f"{name} restored to Lance version {start} (its state before the migration), with the {rows:,} "
