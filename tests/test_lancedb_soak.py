@@ -61,6 +61,10 @@ MIGRATIONS = '''
 '''
 
 
+# An app appending back to back (no pause at all) can commit faster than one catch-up round; the cut-over then
+# never wins and the recreation gives up with nothing committed (README: applications that keep writing).
+
+
 class App:
     """The application process: appends ``batch`` rows every ``interval`` seconds, reopening at each cut-over."""
 
@@ -109,7 +113,7 @@ def trial(tmp_path: Path, seed: int) -> None:
     b = backend(uri, write_files(tmp_path / "migrations", {
         "001_memos.py": MIGRATIONS.format(here=str(tmp_path), rows=ROWS)}))
     upgrade(b, to=1)
-    app = App(uri, tmp_path / "stop", batch=rng.choice([5, 20, 50]), interval=rng.choice([0.0, 0.02, 0.1]))
+    app = App(uri, tmp_path / "stop", batch=rng.choice([5, 20, 50]), interval=rng.choice([0.02, 0.1]))
     outcomes: list[str] = []
     try:
         app.wait(1)

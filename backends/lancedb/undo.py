@@ -35,7 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .common import TX_OP, Commit, Report, commits, describe, open_table
+from .common import TX_OP, Commit, Report, commits, open_table
+from .common import describe as describe_all
 from .guard import TableMoved, restore
 
 __all__ = ["Undo", "undo_since"]
@@ -91,6 +92,13 @@ def undo_since(db: Any, name: str, start: int, report: Report) -> Undo:
                         "may be lost", False)
     return Undo(f"{name} left as it is: other writers kept committing while it was being restored; it holds the "
                 f"migration's commits since Lance version {start} (restore by hand: table.restore({start}))", False)
+
+
+def describe(items: list[Commit], most: int = 8) -> str:
+    """The commits, at most ``most`` of them named (a busy application makes thousands)."""
+    if len(items) <= most:
+        return describe_all(items)
+    return f"{describe_all(items[:most])} and {len(items) - most} more, up to version {items[-1].version}"
 
 
 class _CannotKeep(ValueError):
