@@ -246,9 +246,10 @@ class MigrationSpec:
 class ConcurrentWriteError(MigrationFailed):
     """Another writer changed a table while ``recreate_table`` was rewriting it.
 
-    Raised only when retrying did not help (or was turned off). The table is
-    left as the other writer left it: if the overwrite had committed, the other
-    writer's version was restored, so no row is lost.
+    Raised when other writers deleted, updated or rewrote rows during every
+    copy (appends are caught up with), or slipped a commit in before every
+    cut-over attempt. Nothing was committed: the table is as the other writers
+    left it, no row is lost.
     """
 
     def __init__(self, message: str, *, backend: str = "", line: str = "", version: int | None = None,
@@ -270,6 +271,7 @@ class RecreateResult:
     indices_deferred: tuple[str, ...] = ()
     indices_dropped: tuple[str, ...] = ()
     attempts: int = 1
+    rows_caught_up: int = 0        # rows other writers appended during the copy, transformed and included
 
 
 # -- the decorator ------------------------------------------------------------------------------------------------
@@ -403,8 +405,11 @@ def recreate_table(
     commits one overwrite; rebuilds every index whose columns survive with its
     old parameters; verifies the row count (a transform that drops or adds rows
     needs ``allow_row_count_change=True``); never loses rows another writer
-    committed meanwhile: their version is restored and the recreation retried
-    (``retries`` times), then :class:`ConcurrentWriteError`. ``schema=None``
+    committed meanwhile and never makes it pause: rows appended during the copy
+    are transformed and included (catch-up), and the overwrite commits only on
+    the version caught up to. Deletes, updates or rewrites by another writer
+    during the copy restart it from the latest version (``retries`` times),
+    then :class:`ConcurrentWriteError`, nothing committed. ``schema=None``
     keeps the old schema (or takes the transform's output schema).
     """
     result: RecreateResult = _impl("lancedb.recreate").recreate_table(

@@ -304,7 +304,7 @@ FAILING = {
         def half(db):
             t = db.open_table("t")
             t.add_columns(pa.field("extra", pa.string()))
-            t.add([{"id": 4, "extra": "x"}])
+            t.delete("id = 1")  # (an append would be taken as another writer's and kept)
             raise RuntimeError("boom in the middle")
 
         @migration(table="u", version=2, description="add u.name")
@@ -355,7 +355,7 @@ def test_direct_apply_raises_migration_failed_naming_table_version_cause(tmp_pat
     (tmp_path / "migrations" / "003_t.py").unlink()
     upgrade(make(tmp_path, {}))
     db = lancedb.connect(str(tmp_path / "db"))
-    assert db.open_table("t").count_rows() == 4 and table_stamp(db, "t") == 2
+    assert db.open_table("t").count_rows() == 2 and table_stamp(db, "t") == 2
 
 
 def test_a_failed_creation_drops_the_table_it_created(tmp_path: Path) -> None:

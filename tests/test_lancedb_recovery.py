@@ -48,7 +48,7 @@ CASES = [
     ("interrupted after changing rows", Situation(2, exists=True, stamp=1, intent=intent(4), current=6,
                                                   history=(DELETE,)), Recovery.RESTORE_THEN_RUN),
     ("interrupted, changes mixed with appends", Situation(2, exists=True, stamp=1, intent=intent(4), current=7,
-                                                          history=(DELETE, APPEND)), Recovery.REFUSE_MIXED),
+                                                          history=(DELETE, APPEND)), Recovery.RESTORE_KEEP_APPENDS),
 ]
 
 

@@ -26,7 +26,7 @@ from s3 import SECRET, S3Bucket
 
 from migrator.backends.lancedb import LanceBackend
 from migrator.backends.lancedb.lock import LOCK_NAME, object_lock, object_store_for
-from migrator.errors import BackendUnavailable, LockLost, LockTimeout
+from migrator.errors import BackendUnavailable, LockLost, LockTimeout, MigrationFailed
 from migrator.lancedb import table_stamp
 from migrator.model import Direction
 
@@ -290,3 +290,31 @@ def test_upgrade_after_a_killed_upgrade_continues_once_the_lease_runs_out(tmp_pa
     db = lancedb.connect(s3_bucket.uri(), storage_options=s3_bucket.storage_options)
     assert db.open_table("notes").count_rows() == 60 and db.open_table("people").count_rows() == 2
     assert lock_body(s3_bucket)["state"] == "free"
+
+
+def test_a_failed_migration_on_s3_is_undone_by_a_guarded_restore_that_keeps_appended_rows(
+        tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_notes.py").write_text(textwrap.dedent('''\
+        import pyarrow as pa
+        from migrator.lancedb import add_columns, migration
+
+        @migration(table="notes", version=1, description="create notes")
+        def create_notes(db):
+            db.create_table("notes", data=[{"id": i, "text": f"n{i}"} for i in range(50)])
+
+        @migration(table="notes", version=2, description="half done")
+        def half(db):
+            add_columns(db, "notes", pa.field("note", pa.string()))
+            db.open_table("notes").add([{"id": 900 + i, "text": "app", "note": None} for i in range(3)])
+            raise RuntimeError("planned")
+        '''))
+    b = backend(s3_bucket, folder)
+    upgrade(b, to=1)
+    with pytest.raises(MigrationFailed, match="planned"):
+        upgrade(b)
+    db = lancedb.connect(s3_bucket.uri(), storage_options=s3_bucket.storage_options)
+    notes = db.open_table("notes")
+    assert sorted(notes.to_arrow().column("id").to_pylist()) == [*range(50), 900, 901, 902]
+    assert notes.schema.names == ["id", "text"] and table_stamp(db, "notes") == 1

@@ -39,21 +39,24 @@ Applying one migration (table T, version N)
        it committed: restore T's Lance version from before it (drop T if it
        created it). When the commits since then are only appends they are
        kept (they are most likely the app's rows written during a long
-       rewrite that never committed); when they mix schema/rewrite commits
-       with appends, migrator cannot tell its writes from the app's and stops
-       with an error instead of guessing.
+       rewrite that never committed); when they mix with the run's other
+       commits, the appended rows are kept the way a failed migration keeps
+       them (:mod:`.undo`: restore, append them again; or stop with an error
+       naming them when they cannot take the old schema).
     4. Append a ``started`` row (T's Lance version before the function), run
        the function, build the indices the decorator declares (and deferred
        ones), write the stamp ``migrator.version = N`` (a metadata commit; a
        ``recreate_table`` already wrote it with the data) and append the
        ``applied`` row with T's resulting Lance version.
-    5. If the function (or the index build) raises: restore T to its Lance
-       version from before the migration (drop it if the migration created
-       it), except when the only thing of the migration's in flight was a
-       ``recreate_table`` that never committed — then newer commits are other
-       writers' and are kept; append a ``failed`` row; raise MigrationFailed
-       naming the table, the version and the cause. Other tables are not
-       touched.
+    5. If the function (or the index build) raises: undo its commits on T
+       without discarding other writers' (:mod:`.undo`): appends since the
+       start are taken as the application's; T is restored to its Lance
+       version from before the migration with a guarded commit
+       (:mod:`.guard`) and those rows are appended again, or T is left as it
+       is when the migration changed no rows (drop it if the migration
+       created it); append a ``failed`` row; raise MigrationFailed naming the
+       table, the version, the cause and what happened to the other writers'
+       rows. Other tables are not touched.
 
 Crash windows of ordinary (non-recreate) migrations
     Between the function's commit and the stamp commit: step 3 on the next
@@ -72,8 +75,10 @@ Concurrency
     an ``fcntl.flock`` in a local folder, a leased object written with
     conditional puts on object storage (``s3://``, ``gs://``, ``az://``); see
     :mod:`migrator.backends.lancedb.lock`. Lance's conditional commits guard each
-    single commit underneath, and ``recreate_table`` detects overwritten
-    appends by writers that do not take the lock (the application).
+    single commit underneath; restores and overwrites, which Lance lets win
+    over other writers' appends, are committed only on the version migrator
+    checked (:mod:`.guard`), so writers that do not take the lock (the
+    application) lose nothing.
 """
 
 from __future__ import annotations
@@ -125,10 +130,12 @@ from .common import (
 from .drift import Seen
 from .drift import find as find_drift
 from .folder import unreadable, unwritable
+from .guard import TableMoved, restore
 from .indices import changed_specs, ensure, merge_specs, record
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
-from .recovery import Recovery, classify, observe
+from .recovery import Recovery, Situation, classify, observe
 from .rollback import check_revert, closing_row, revert, settle
+from .undo import undo_since
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -545,7 +552,7 @@ class LanceBackend:
                     backend=self.name, line=name, version=version)
             case Recovery.RESTORE_HIDDEN:
                 assert table is not None and seen.audit is not None and seen.audit.data_version is not None
-                table.restore(seen.audit.data_version - 1)
+                self._restore(table, seen.audit.data_version - 1, seen, label, step)
                 report(f"an interrupted recreation had hidden rows another writer committed "
                        f"({describe(seen.audit.lost)}); restored their version {seen.audit.data_version - 1}, "
                        f"running {label} again")
@@ -567,21 +574,29 @@ class LanceBackend:
             case Recovery.RERUN_KEEP_APPENDS:
                 report(f"an earlier run of {label} was interrupted; the commits since it started only "
                        f"add rows ({describe(seen.appends)}) and are kept; running it again")
-            case Recovery.REFUSE_MIXED:
-                raise MigrationFailed(
-                    f"{label}: an interrupted run changed {name} ({describe(seen.changes)}) and rows were appended "
-                    f"since it started ({describe(seen.appends)}); migrator cannot tell its writes from other "
-                    f"writers' — restore the table by hand (table.restore(version); it was at Lance version {start} "
-                    f"before) and run again",
-                    backend=self.name, line=name, version=version)
-            case Recovery.RESTORE_THEN_RUN:
-                assert table is not None
-                table.restore(start)
+            case Recovery.RESTORE_THEN_RUN | Recovery.RESTORE_KEEP_APPENDS:
+                assert start is not None
+                undone = undo_since(db, name, start, report)
+                if not undone.safe:
+                    raise MigrationFailed(f"{label}: an earlier run was interrupted after committing "
+                                          f"{describe(seen.changes)}; {undone.note}",
+                                          backend=self.name, line=name, version=version)
                 report(f"an earlier run of {label} was interrupted after committing {describe(seen.changes)}; "
-                       f"restored Lance version {start} to run it again")
+                       f"restored Lance version {start} to run it again ({undone.note})")
             case Recovery.RUN:
                 pass
         return self._run(db, migration, step, report, started)
+
+    def _restore(self, table: Any, version: int, seen: Situation, label: str, step: LanceStep) -> None:
+        """Restore ``version`` guarded on the Lance version :func:`.recovery.observe` saw (nothing else lost)."""
+        assert seen.current is not None
+        try:
+            restore(table.to_lance(), version, read_version=seen.current, table=step.table)
+        except TableMoved as exc:
+            raise MigrationFailed(
+                f"{label}: another writer committed to {step.table} after Lance version {seen.current} while an "
+                f"interrupted run was being undone; nothing was changed, run again", backend=self.name,
+                line=step.table, version=step.version) from exc
 
     def _run(self, db: Any, migration: Migration, step: LanceStep, report: Report, started: float) -> AppliedMigration:
         table = open_table(db, step.table)
@@ -656,33 +671,20 @@ class LanceBackend:
                             detail="completed after an interrupted run; the data commit was already stamped")
 
     def _rollback(self, db: Any, step: LanceStep, ctx: MigrationContext, report: Report) -> str:
-        """Undo a failed migration's commits on its table; a note for the error message."""
+        """Undo a failed migration's commits on its table, keeping other writers' appends; a note for the error."""
         name = step.table
         start = ctx.start_version
         try:
-            if ctx.left_for_other_writer:
-                return f"{name} left as the other writer left it (no rows lost)"
-            table = open_table(db, name)
             if start is None:
-                if table is None:
+                if open_table(db, name) is None:
                     return f"{name} was not created"
                 db.drop_table(name)
                 report("dropped the table the failed migration had created")
                 return f"{name} did not exist before and was dropped again"
-            if table is None:
-                return (f"{name} was dropped by the migration; its files are gone, restore it from a backup "
-                        f"(it was at Lance version {start})")
-            current = int(table.version)
-            if current == start:
-                return f"{name} unchanged at Lance version {start}"
-            if ctx.recreate_reading == start:
-                return (f"{name} unchanged: recreate_table had not committed, and the commits since Lance version "
-                        f"{start} are other writers' (kept)")
-            table.restore(start)
-            report(f"restored Lance version {start} (from before the migration)")
-            return f"{name} restored to Lance version {start} (its state before the migration)"
+            return undo_since(db, name, start, report).note
         except Exception as exc:
-            return self._scrub(f"restoring {name} to Lance version {start} failed too: {type(exc).__name__}: {exc}")
+            return self._scrub(f"restoring {name} to Lance version {start} failed too: {type(exc).__name__}: {exc}; "
+                               "nothing of another writer was discarded (every restore is guarded)")
 
     def _record_failure(self, db: Any, migration: Migration, step: LanceStep, attempt: str, exc: BaseException,
                         started: float) -> None:

@@ -74,8 +74,6 @@ class MigrationContext:
     report: Report
     attempt: str
     start_version: int | None                    # the table's Lance version before the migration (None: absent)
-    recreate_reading: int | None = None          # a recreate_table read this version and has not committed yet
-    left_for_other_writer: bool = False          # recreate_table restored another writer's version
     deferred_reported: set[str] = field(default_factory=set)  # deferred indices already reported
 
 

@@ -20,7 +20,8 @@ touching anything, and ``LanceBackend._apply`` acts on it in one ``match``.
 ``RERUN_UNCHANGED``    the interrupted run died before it committed anything: run again
 ``RERUN_KEEP_APPENDS`` the commits since the interrupted run started only add rows (the app's): keep them, run again
 ``RESTORE_THEN_RUN``   the interrupted run committed changes, no appends mixed in: restore its start, run again
-``REFUSE_MIXED``       the interrupted run's changes are mixed with appends: migrator cannot tell whose: refuse
+``RESTORE_KEEP_APPENDS`` the interrupted run's changes are mixed with appends (taken as the application's): restore
+                       its start, append their rows again (:mod:`.undo`), run again
 =====================  ===========================================================================================
 """
 
@@ -49,7 +50,7 @@ class Recovery(StrEnum):
     RERUN_UNCHANGED = "rerun_unchanged"
     RERUN_KEEP_APPENDS = "rerun_keep_appends"
     RESTORE_THEN_RUN = "restore_then_run"
-    REFUSE_MIXED = "refuse_mixed"
+    RESTORE_KEEP_APPENDS = "restore_keep_appends"
 
 
 @dataclass(frozen=True)
@@ -110,4 +111,4 @@ def classify(s: Situation) -> Recovery:
         return Recovery.RERUN_UNCHANGED
     if not s.changes:
         return Recovery.RERUN_KEEP_APPENDS if s.appends else Recovery.RUN
-    return Recovery.REFUSE_MIXED if s.appends else Recovery.RESTORE_THEN_RUN
+    return Recovery.RESTORE_KEEP_APPENDS if s.appends else Recovery.RESTORE_THEN_RUN

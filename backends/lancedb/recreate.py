@@ -1,33 +1,50 @@
-"""``recreate_table``: rewrite a LanceDB table in place, streamed, atomic, indices rebuilt, no silent loss.
+"""``recreate_table``: rewrite a LanceDB table in place under a live writer, streamed, atomic, indices rebuilt.
 
-How it works (lancedb 0.40 / pylance 14, see DESIGN.md section 8a):
+The model is the online schema-change tools for MySQL (gh-ost,
+pt-online-schema-change): copy, catch up, cut over; the application never
+pauses (lancedb 0.40 / pylance 14, see DESIGN.md section 8a).
 
-1. Open the table and pin its current version ``v`` (``table.to_lance()``);
+1. **Copy.** Pin the table's current version ``v`` (``table.to_lance()``);
    note its indices and their parameters (recorded specs from the schema
-   metadata ``migrator.indices``, what Lance reports for the others).
-2. Stream ``dataset.scanner(batch_size=...).to_reader()`` through
-   ``transform(batch) -> batch`` into ``lance.write_dataset(..., mode="overwrite")``:
-   one atomic commit, history kept, memory flat in table size. If the
-   transform or the row-count check raises, nothing is committed.
-3. The new schema's metadata carries ``migrator.version`` (when called inside
-   a migration of this table), ``migrator.indices`` (the specs to rebuild),
-   ``migrator.source_version`` = ``v`` and ``migrator.attempt``; the commit's
-   transaction properties carry the same attempt id. The stamp is therefore
-   written by the very commit that changes the data.
-4. Lance lets an overwrite win over appends committed after ``v`` — their rows
-   would be gone without an error. So after the commit at version ``c`` the
-   commits ``v+1 .. c-1`` are read back; if any of them changed rows (Append,
-   Update, Delete, Merge, ...), the other writer's version ``c-1`` is
-   restored (unless someone wrote again after ``c``: then nothing is touched
-   and the error says which versions hold what) and the rewrite is retried
-   from there, ``retries`` times, then :class:`ConcurrentWriteError`.
-5. Verify the committed row count, then rebuild each surviving index with its
+   metadata ``migrator.indices``, what Lance reports for the others). Stream
+   ``dataset.scanner(batch_size=...).to_reader()`` through
+   ``transform(batch) -> batch`` into new data files
+   (``lance.fragment.write_fragments``): nothing is committed yet, memory
+   stays flat in table size.
+2. **Catch up.** Read the table's latest version ``L``. If the commits after
+   the version copied are only ``Append`` (and commits that change no
+   fragment: index builds, config), the rows they added are the fragments
+   ``L`` has and the copied version had not: stream them through the same
+   transform into more data files, and repeat from ``L``. Any other
+   row-changing commit (a delete, an update, a merge-insert, a compaction,
+   a schema change, an overwrite or restore) cannot be replayed row by row
+   onto transformed data: the copy is discarded (never committed) and
+   started again from the latest version, ``retries`` times, then
+   :class:`ConcurrentWriteError` with the table untouched.
+3. **Cut over.** Commit one ``Overwrite`` holding every copied and caught-up
+   fragment, guarded on ``L`` (:mod:`.guard`: Lance refuses it if anyone
+   committed after ``L``). Refused: catch up again (step 2) and retry the
+   commit. The new schema's metadata carries ``migrator.version`` (inside a
+   migration of this table), ``migrator.indices`` (the specs to rebuild),
+   ``migrator.source_version`` = ``L`` and ``migrator.attempt``; the commit's
+   transaction properties carry the same attempt id: the stamp is written by
+   the very commit that changes the data, and no commit of another writer is
+   hidden by it.
+4. Verify the committed row count, then rebuild each surviving index with its
    old kind and parameters (a progress line per index; vector ones say "slow").
+   Writers keep appending meanwhile; their new rows are in the new table.
+
+From the cut-over on the table is in the new schema: a writer that still
+holds the old table appends with the old schema and Lance refuses it
+("incompatible with concurrent transaction Overwrite"); it must reopen the
+table (``migrator.lancedb.table_stamp`` tells the version it is at).
 
 A crash between 3 and the end of the migration leaves the table in the new
 schema, stamped, maybe with indices missing; the adapter finishes the
-indices and the bookkeeping on the next run and re-checks step 4 from the
-recorded source version and attempt (:func:`audit_overwrite`).
+indices and the bookkeeping on the next run and re-checks the overwrite
+against other writers from the recorded source version and attempt
+(:func:`audit_overwrite`). A crash before 3 leaves only unreferenced data
+files (see DESIGN.md 8a on ``cleanup_old_versions``).
 """
 
 from __future__ import annotations
@@ -61,15 +78,30 @@ from .common import (
     recorded_indices,
     stamp_of,
 )
+from .guard import TableMoved, commit
 from .indices import column_fits, ensure, existing_specs, record
 
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 
 PROGRESS_EVERY_S = 10.0
 
+# commits a catch-up can follow: appends (their rows are new fragments) and commits that change no fragment
+CATCH_UP_OPS = frozenset({"Append", "CreateIndex", "UpdateConfig"})
+
+# how many times the cut-over may be refused (a writer slipped in again) before the recreation gives up
+MAX_CUTOVERS = 200
+
 
 class RowCountMismatch(RuntimeError):
     pass
+
+
+class _Restart(Exception):
+    """Another writer deleted, updated or rewrote rows during the copy: start again from the latest version."""
+
+    def __init__(self, blocking: list[Commit]) -> None:
+        super().__init__(describe(blocking))
+        self.blocking = blocking
 
 
 @dataclass
@@ -78,6 +110,17 @@ class _Counts:
     written: int = 0
     error: BaseException | None = None
     last_report: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Copy:
+    """The new table's data files written so far (not committed) and the version they are caught up to."""
+
+    fragments: list[Any]
+    caught_up: int
+    counts: _Counts
+    allow_row_count_change: bool
+    caught_up_rows: int = 0
 
 
 def recreate_table(
@@ -92,7 +135,6 @@ def recreate_table(
     report: Report | None = None,
 ) -> RecreateResult:
     """See :func:`migrator.lancedb.recreate_table`."""
-    import lance
     import pyarrow as pa
 
     if batch_size < 1:
@@ -113,8 +155,6 @@ def recreate_table(
             raise ValueError(f"recreate_table: table {name!r} does not exist")
         dataset = table.to_lance()
         source_version = int(dataset.version)
-        if ctx is not None and in_migration:
-            ctx.recreate_reading = source_version  # until the overwrite commits, nothing here is ours
         old_meta = metadata_of(dataset.schema)
         recorded = recorded_indices(old_meta)
         dropped: list[str] = []
@@ -145,7 +185,6 @@ def recreate_table(
         meta.update({k: v for k, v in metadata_of(target).items() if not k.startswith(MIGRATOR_PREFIX)})
         if surviving:
             meta[META_INDICES] = indices_json(surviving)
-        meta[META_SOURCE] = str(source_version)
         meta[META_ATTEMPT] = attempt
         if ctx is not None and in_migration:  # never lower it (an out-of-order migration)
             meta[META_VERSION] = str(max(ctx.version, stamp_of(old_meta) or 0))
@@ -156,49 +195,34 @@ def recreate_table(
         counts = _Counts()
         stream = _stream(name, first, first_out, batches, transform, target, total, counts, say,
                          allow_row_count_change)
-        reader = pa.RecordBatchReader.from_batches(target, stream)
-        say(f"rewriting {total:,} rows of Lance version {source_version}"
+        say(f"copying {total:,} rows of Lance version {source_version}"
             + (f" (attempt {round_no} of {rounds})" if round_no > 1 else ""))
         started = time.perf_counter()
+        copy = _Copy(_write(dataset, target, stream, counts, name), source_version, counts, allow_row_count_change)
+        say(f"copied {counts.written:,} rows in {time.perf_counter() - started:.1f} s; catching up with the "
+            "rows other writers appended meanwhile")
         try:
-            written = lance.write_dataset(
-                reader, dataset, schema=target, mode="overwrite",
-                data_storage_version=dataset.data_storage_version,
-                transaction_properties={TX_ATTEMPT: attempt, TX_OP: "recreate_table", "migrator.table": name},
-            )
-        except BaseException as exc:
-            if counts.error is not None:  # the transform or the row check raised inside the stream
-                raise counts.error from None
-            raise RuntimeError(f"{name}: rewriting the table failed, nothing was committed: {exc}") from exc
-        data_version = int(written.version)
-        if ctx is not None and in_migration:
-            ctx.recreate_reading = None
-        say(f"wrote {counts.written:,} rows as Lance version {data_version} "
-            f"in {time.perf_counter() - started:.1f} s")
-
-        foreign = [c for c in commits(written, source_version + 1, data_version - 1) if c.changes_rows]
-        if foreign:
-            if ctx is not None and in_migration:
-                ctx.left_for_other_writer = True  # from here on, a failure must not roll the table back
-            _undo_lost_writes(db, name, data_version, foreign, say)
+            written = _cut_over(db, name, copy, target, transform, batch_size, attempt, say)
+        except _Restart as restart:
             if round_no < rounds:
-                say("retrying the recreation on top of their rows")
+                say(f"another writer committed {restart} during the copy (not only appends): copying again "
+                    "from the latest version")
                 continue
             raise ConcurrentWriteError(
-                f"{name}: other writers committed {describe(foreign)} while the table was being rewritten "
-                f"{rounds} time(s); their version was restored (no rows lost) and the recreation gave up — "
-                "stop the writers or retry later",
-                line=name, version=ctx.version if ctx is not None and in_migration else None, restored=True)
-
+                f"{name}: other writers committed {restart} (deletes, updates or rewrites, not only appends) "
+                f"while the table was being copied, {rounds} time(s); nothing was committed, the table is as they "
+                "left it — retry later, or pause the writers' deletes and updates",
+                line=name, version=ctx.version if ctx is not None and in_migration else None,
+                restored=True) from None
+        data_version = int(written.version)
+        say(f"wrote {counts.written:,} rows as Lance version {data_version}"
+            + (f" ({copy.caught_up_rows:,} of them appended by other writers during the copy)"
+               if copy.caught_up_rows else ""))
         stored = int(written.count_rows())
         if stored != counts.written:
-            table = open_table(db, name)
-            if table is not None:
-                table.restore(source_version)
-            raise RuntimeError(f"{name}: the rewrite committed {stored:,} rows but {counts.written:,} were written; "
-                               f"restored Lance version {source_version}")
-        if ctx is not None and in_migration:
-            ctx.left_for_other_writer = False
+            raise RuntimeError(f"{name}: the rewrite committed {stored:,} rows but {counts.written:,} were written "
+                               f"(Lance version {data_version}); check the table, the version before it is "
+                               f"{data_version - 1}")
 
         table = open_table(db, name)
         assert table is not None
@@ -210,8 +234,90 @@ def recreate_table(
         return RecreateResult(
             table=name, rows=stored, source_version=source_version, data_version=data_version,
             version=int(table.version), indices_rebuilt=tuple(built), indices_deferred=tuple(deferred),
-            indices_dropped=tuple(dropped), attempts=round_no)
+            indices_dropped=tuple(dropped), attempts=round_no, rows_caught_up=copy.caught_up_rows)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write(dataset: Any, target: Any, stream: Iterator[Any], counts: _Counts, name: str) -> list[Any]:
+    """Stream ``stream`` into new data files of ``dataset`` (nothing committed): their fragment metadata."""
+    import pyarrow as pa
+    from lance.fragment import write_fragments
+
+    reader = pa.RecordBatchReader.from_batches(target, stream)
+    try:
+        fragments: list[Any] = write_fragments(reader, dataset, target, mode="overwrite",
+                                               data_storage_version=dataset.data_storage_version)
+    except BaseException as exc:
+        if counts.error is not None:  # the transform or the row check raised inside the stream
+            raise counts.error from None
+        raise RuntimeError(f"{name}: rewriting the table failed, nothing was committed: {exc}") from exc
+    return fragments
+
+
+def _cut_over(db: Any, name: str, copy: _Copy, target: Any, transform: Callable[[Any], Any] | None,
+              batch_size: int, attempt: str, say: Report) -> Any:
+    """Catch up with the appends since the copy, then commit the overwrite guarded on that version; repeat."""
+    import lance
+    import pyarrow as pa
+
+    for _ in range(MAX_CUTOVERS):
+        table = open_table(db, name)
+        if table is None:
+            raise ConcurrentWriteError(f"{name}: the table was dropped while it was being copied; nothing was "
+                                       "committed", line=name, restored=True)
+        latest = table.to_lance()
+        _catch_up(latest, copy, target, transform, batch_size, name, say)
+        meta = dict(metadata_of(target))
+        meta[META_SOURCE] = str(copy.caught_up)
+        schema = pa.schema(list(target), metadata=meta)
+        try:
+            return commit(latest, lance.LanceOperation.Overwrite(schema, copy.fragments),
+                          read_version=copy.caught_up, table=name, what="recreate_table's overwrite",
+                          properties={TX_ATTEMPT: attempt, TX_OP: "recreate_table", "migrator.table": name})
+        except TableMoved:
+            continue  # a writer slipped in between the catch-up and the commit: catch up again
+    raise ConcurrentWriteError(
+        f"{name}: other writers committed before each of {MAX_CUTOVERS} cut-over attempts; nothing was committed, "
+        "the table is as they left it — retry when they write less often", line=name, restored=True)
+
+
+def _catch_up(latest: Any, copy: _Copy, target: Any, transform: Callable[[Any], Any] | None, batch_size: int,
+              name: str, say: Report) -> None:
+    """Transform the rows appended between ``copy.caught_up`` and ``latest`` into more data files."""
+    version = int(latest.version)
+    if version == copy.caught_up:
+        return
+    since = commits(latest, copy.caught_up + 1, version)
+    blocking = [c for c in since if c.operation not in CATCH_UP_OPS]
+    if blocking:
+        raise _Restart(blocking)
+    known = {f.fragment_id for f in latest.checkout_version(copy.caught_up).get_fragments()}
+    new = [f for f in latest.get_fragments() if f.fragment_id not in known]
+    if new:
+        counts = copy.counts
+        before, read_before = counts.written, counts.read
+
+        def stream() -> Iterator[Any]:
+            try:
+                for batch in latest.scanner(fragments=new, batch_size=batch_size,
+                                            io_buffer_size=READ_AHEAD_BYTES).to_batches():
+                    counts.read += batch.num_rows
+                    for out in _apply(transform, batch):
+                        counts.written += out.num_rows
+                        yield _conform(out, target, name)
+                if counts.written - before != counts.read - read_before and not copy.allow_row_count_change:
+                    raise RowCountMismatch(
+                        f"recreate_table({name!r}): the transform turned {counts.read - read_before:,} appended "
+                        f"rows into {counts.written - before:,}; nothing was committed (pass "
+                        "allow_row_count_change=True if that is intended)")
+            except BaseException as exc:
+                counts.error = exc
+                raise
+
+        copy.fragments.extend(_write(latest, target, stream(), counts, name))
+        copy.caught_up_rows += counts.written - before
+        say(f"caught up with {counts.written - before:,} row(s) appended by {describe(since)}")
+    copy.caught_up = version
 
 
 def _apply(transform: Callable[[Any], Any] | None, batch: Any) -> list[Any]:
@@ -289,25 +395,6 @@ def _stream(
     except BaseException as exc:
         counts.error = exc
         raise
-
-
-def _undo_lost_writes(db: Any, name: str, data_version: int, foreign: list[Commit],
-                      say: Report) -> None:
-    """Our overwrite at ``data_version`` hid ``foreign`` commits: restore their version if nothing came after."""
-    table = open_table(db, name)
-    assert table is not None
-    latest = int(table.version)
-    after = [c for c in commits(table.to_lance(), data_version + 1, latest) if c.changes_rows]
-    if after:
-        raise ConcurrentWriteError(
-            f"{name}: other writers committed {describe(foreign)} while the table was being rewritten, and "
-            f"{describe(after)} after the rewrite (version {data_version}); nothing was restored automatically. "
-            f"The rows of {describe(foreign)} are in the table's history at version {data_version - 1}: "
-            "stop the writers, check, and restore by hand (table.restore(version))",
-            line=name, restored=False)
-    table.restore(data_version - 1)
-    say(f"another writer committed {describe(foreign)} during the rewrite; the overwrite would have lost "
-        f"their rows, so their version {data_version - 1} was restored")
 
 
 @dataclass(frozen=True)

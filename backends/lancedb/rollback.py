@@ -9,8 +9,11 @@ version from just before it (null: it created the table). Undoing it:
    Commits that change no rows (indices, compaction, metadata) and failed
    migrations that were undone do not count.
 2. Append a ``reverting`` row (the intent).
-3. ``table.restore(start)``: one commit that brings back the old data, schema
-   and schema metadata, so the stamp goes back with it. A migration that
+3. Restore ``start``: one commit that brings back the old data, schema and
+   schema metadata, so the stamp goes back with it. The commit is guarded on
+   the Lance version checked in 1 (:mod:`.guard`): if the application commits
+   in between, Lance refuses it and the check runs again (rows changed:
+   refused, nothing changed). A migration that
    created its table: first a metadata commit setting the stamp to 0 (atomic),
    then ``drop_table`` (which is not).
 4. Append a ``rolled_back`` row; the version leaves the derived state.
@@ -47,6 +50,7 @@ from .bookkeeping import (
     why_irreversible,
 )
 from .common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
+from .guard import TableMoved, restore
 
 __all__ = ["check_revert", "closing_row", "revert", "settle"]
 
@@ -79,6 +83,32 @@ def settle(db: Any, books: Bookkeeping, report: Report) -> None:
         report(f"an interrupted rollback of {table_name} v{intent.version}: {row.detail}")
 
 
+class _WrittenMeanwhile(RuntimeError):
+    pass
+
+
+def _restore_unmoved(db: Any, name: str, start: int, checked: int, after: int, attempts: int = 3) -> None:
+    """Restore ``start`` guarded on the version checked; when the table moved, check again (row changes: refuse)."""
+    for _ in range(attempts):
+        table = open_table(db, name)
+        if table is None:
+            raise _WrittenMeanwhile(f"{name} was dropped during the rollback")
+        try:
+            restore(table.to_lance(), start, read_version=checked, table=name)
+            return
+        except TableMoved:
+            moved = open_table(db, name)
+            if moved is None:
+                raise _WrittenMeanwhile(f"{name} was dropped during the rollback") from None
+            dataset = moved.to_lance()
+            changed = changes_since(dataset, after)
+            if changed:
+                raise _WrittenMeanwhile(f"another writer committed {describe(changed)} to {name} during the "
+                                        "rollback, and restoring would discard it") from None
+            checked = int(dataset.version)  # only commits that change no rows: check them in again
+    raise TableMoved(name, checked, f"the restore of Lance version {start}")
+
+
 def check_revert(db: Any, books: Bookkeeping, plan: Sequence[Migration], backend: str) -> None:
     """Raise, changing nothing, the refusal :func:`revert` would raise for any step of a rollback ``plan``.
 
@@ -91,15 +121,16 @@ def check_revert(db: Any, books: Bookkeeping, plan: Sequence[Migration], backend
     records, started = records_by_version(rows), starts(rows)
     restored: dict[str, int | None] = {}  # table -> the Lance version its previous step restores (None: dropped)
     for migration in plan:
-        _, start, _ = _refuse_unsafe(db, records, started, migration, backend, restored)
+        _, start, _, _ = _refuse_unsafe(db, records, started, migration, backend, restored)
         records.pop((migration.line, migration.version), None)
         restored[migration.line] = start
 
 
 def _refuse_unsafe(db: Any, records: dict[tuple[str, int], Row], started: dict[str, int | None],
                    migration: Migration, backend: str,
-                   restored: dict[str, int | None] | None = None) -> tuple[Row, int | None, Any]:
-    """(record, Lance version to restore, open table) of ``migration``; raises when undoing it is unsafe.
+                   restored: dict[str, int | None] | None = None) -> tuple[Row, int | None, Any, int | None]:
+    """(record, Lance version to restore, open table, its Lance version checked) of ``migration``; raises when
+    undoing it is unsafe.
 
     ``restored``: tables an earlier step of the same rollback brings back to a Lance version (None: drops).
     """
@@ -121,9 +152,12 @@ def _refuse_unsafe(db: Any, records: dict[tuple[str, int], Row], started: dict[s
     if table is None and start is not None:
         raise MigrationFailed(f"{label}: {name} no longer exists, so Lance version {start} cannot be restored; "
                               "nothing was changed", backend=backend, line=name, version=version)
+    checked = None
     if table is not None:
         after = record.lance_version
-        changed = [] if after is None else changes_since(table.to_lance(), after, upto=earlier.get(name))
+        dataset = table.to_lance()
+        checked = int(dataset.version)
+        changed = [] if after is None else changes_since(dataset, after, upto=earlier.get(name))
         if after is None or changed:
             what = (f"has commits since {label} that restoring would discard: {describe(changed)}" if changed
                     else f"was created again after {label} dropped it")
@@ -132,7 +166,7 @@ def _refuse_unsafe(db: Any, records: dict[tuple[str, int], Row], started: dict[s
                        f"drop it, then `migrator stamp {version - 1} --backend {backend} --table {name}`")
             raise MigrationFailed(f"{label}: {name} {what}; nothing was changed (to discard them: {by_hand})",
                                   backend=backend, line=name, version=version)
-    return record, start, table
+    return record, start, table, checked
 
 
 def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, backend: str,
@@ -141,7 +175,8 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
     name, version, label = migration.line, migration.version, migration.label
     started = time.perf_counter()
     rows = books.read(db) or []
-    record, start, table = _refuse_unsafe(db, records_by_version(rows), starts(rows), migration, backend)
+    record, start, table, checked = _refuse_unsafe(db, records_by_version(rows), starts(rows), migration, backend)
+    after = record.lance_version
     attempt = uuid.uuid4().hex
     books.reverting(db, record, lance_version=int(table.version) if table is not None else None, attempt=attempt,
                     detail="drop the table" if start is None else f"restore Lance version {start}")
@@ -152,7 +187,8 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             db.drop_table(name)
             report(f"dropped {name} (v{version} had created it)")
         elif table is not None:
-            table.restore(start)
+            assert start is not None and after is not None and checked is not None
+            _restore_unmoved(db, name, start, checked, after)
             report(f"restored {name} to Lance version {start}, from before v{version}")
     except Exception as exc:
         closing = closing_row(db, replace(record, event=EVENT_REVERTING, attempt=attempt))
@@ -161,7 +197,8 @@ def revert(db: Any, books: Bookkeeping, migration: Migration, report: Report, ba
             state = f"{name} unchanged"
         else:  # stamped 0 but not (fully) dropped: the intent stays open, the next lock holder drops it
             state = f"{name} is marked rolled back; the next run finishes dropping it"
-        raise MigrationFailed(scrub(f"{label}: rolling back failed: {type(exc).__name__}: {exc}; {state}"),
+        cause = str(exc) if isinstance(exc, (_WrittenMeanwhile, TableMoved)) else f"{type(exc).__name__}: {exc}"
+        raise MigrationFailed(scrub(f"{label}: rolling back failed: {cause}; {state}"),
                               backend=backend, line=name, version=version) from exc
     restored = open_table(db, name)
     books.rolled_back(db, record, duration_ms=int((time.perf_counter() - started) * 1000),
