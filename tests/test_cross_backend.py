@@ -261,3 +261,15 @@ def test_status_shows_the_requirements_that_are_waiting(
     assert backends["vectors"]["waiting"] == []
     assert project.cli("upgrade").code == 0
     assert "waiting" not in project.cli("status").out
+
+
+def test_a_failed_dependant_keeps_the_required_line_at_its_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
+    failing = "requires = {'vectors': {'chunks_vec': 2}}\n\ndef up(db):\n    raise RuntimeError('backfill broke')\n"
+    project = make(tmp_path, capsys, sqlite_url, sql={"001_seen.up.sql": SEEN, "002_backfill.py": failing},
+                   vectors={"001_chunks.py": CHUNKS, "002_other.py": OTHER})
+    result = project.cli("upgrade")
+    assert result.code == 1
+    assert "backfill broke" in result.err
+    # chunks_vec waits at 2 for the backfill to be fixed and re-run; the independent table goes on
+    assert lines(project) == {"sql": {"": 1}, "vectors": {"chunks_vec": 2, "other": 1}}
