@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,16 @@ from migrator.backends import open_backend
 from migrator.config import BackendConfig, Config, load_config
 from migrator.errors import UsageError
 from migrator.events import Listener, ignore
-from migrator.model import AppliedMigration, BackendStatus, Direction, Issue, RunResult, Status, Waiting
+from migrator.model import (
+    AppliedMigration,
+    BackendStatus,
+    Direction,
+    Issue,
+    Migration,
+    RunResult,
+    Status,
+    Waiting,
+)
 from migrator.runner import Runner
 from migrator.targets import Target, rollback_target, upgrade_target
 
@@ -91,13 +100,40 @@ class Migrator:
         results = []
         for cfg in targets:
             with self._runner(cfg) as runner:
+                migrations = runner.backend.discover()
+                if len(self.config.backends) > 1 and any(m.requires for m in migrations):
+                    self._refuse_unreached(runner, migrations, goal, table)
                 result = runner.upgrade(to=goal, line=table, dry_run=dry_run, allow_changed=allow_changed,
                                         allow_out_of_order=allow_out_of_order,
                                         jobs=jobs if jobs is not None else cfg.jobs,
-                                        fail_fast=fail_fast, backup=cfg.backup if backup is None else backup)
+                                        fail_fast=fail_fast, backup=cfg.backup if backup is None else backup,
+                                        migrations=migrations)
             results.append(result)
             result.raise_if_failed()
         return results
+
+    def _refuse_unreached(self, runner: Runner, migrations: Sequence[Migration], goal: Target | None,
+                          table: str | None) -> None:
+        """One backend's upgrade: refuse a step whose requirement on another backend is not reached yet."""
+        name = runner.backend.name
+        views = [crossplan.View(name, runner.backend.capabilities.per_table_lines, migrations,
+                                runner.backend.applied())]
+        for cfg in self.config.backends.values():
+            if cfg.name != name:
+                with self._runner(cfg) as other:
+                    views.append(crossplan.View(cfg.name, other.backend.capabilities.per_table_lines,
+                                                other.backend.discover(), other.backend.applied()))
+        crossplan.check(views)
+        steps = planning.upgrade_plan(migrations, views[0].applied, to=goal, line=table, allow_changed=True,
+                                      allow_out_of_order=True, backend=name)
+        reached = {view.name: crossplan.current(view) for view in views}
+        for migration in steps:
+            for requirement in migration.requires:
+                now = reached[requirement.backend].get(requirement.line, 0)
+                if requirement.backend != name and now < requirement.version:
+                    raise UsageError(f"{crossplan.where(name, migration)} requires {requirement.label}, but "
+                                     f"{requirement.backend!r} is at version {now} there: run `migrator upgrade` "
+                                     "over every backend (one plan), or upgrade that backend first")
 
     def _upgrade_all(self, targets: list[BackendConfig], *, dry_run: bool, allow_changed: bool,
                      allow_out_of_order: bool, jobs: int | None, fail_fast: bool,

@@ -273,3 +273,15 @@ def test_a_failed_dependant_keeps_the_required_line_at_its_version(
     assert "backfill broke" in result.err
     # chunks_vec waits at 2 for the backfill to be fixed and re-run; the independent table goes on
     assert lines(project) == {"sql": {"": 1}, "vectors": {"chunks_vec": 2, "other": 1}}
+
+
+def test_upgrading_one_backend_refuses_a_step_whose_requirement_is_not_reached(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
+    project = make(tmp_path, capsys, sqlite_url)
+    result = project.cli("upgrade", "--backend", "sql")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "sql: 002_backfill.py requires vectors.chunks_vec=2" in line and "at version 0" in line, line
+    assert lines(project) == {"sql": {"": 0}, "vectors": {"chunks_vec": 0}}
+    assert project.cli("upgrade", "--backend", "sql", "--to", "1").code == 0  # what needs nothing still runs
+    assert lines(project)["sql"] == {"": 1}
