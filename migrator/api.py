@@ -171,7 +171,7 @@ class Migrator:
         goal = rollback_target(target)
         (cfg,) = self.config.select(backend, all_if_none=False)
         steps = self._rollback_steps(cfg, goal, table, cascade, depth=0)
-        if len(steps) > 1:  # every step's refusals (irreversible, rows changed since) before anything changes
+        if len(steps) > 1 and not dry_run:  # every refusal before any change
             for step_cfg, step_goal, step_table in steps:
                 with self._runner(step_cfg) as runner:
                     runner.rollback(step_goal, line=step_table, dry_run=True)

@@ -84,7 +84,7 @@ def _run(plan: crossplan.Plan, runners: Mapping[str, Runner], results: Mapping[s
         if blocked:
             stopped[key] = stopped[blocked[0]]
             if migration.line != blocked[0][1] or backend != blocked[0][0]:
-                runner.skip(migration, f"{crossplan.where(backend, migration)} waits for {stopped[key]}")
+                runner.skip(migration, f"waits for {stopped[key]}")
             continue
         if not runner.run_step(migration, Direction.UP, results[backend], stop, fail_fast):
             stopped[key] = f"{crossplan.where(backend, migration)}, which failed"

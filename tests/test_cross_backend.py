@@ -194,7 +194,7 @@ def test_a_failure_stops_its_dependants_and_independent_lines_go_on(
     result = project.cli("upgrade")
     assert result.code == 1
     assert "emb exploded" in result.err
-    assert "002_backfill.py waits for vectors: chunks_vec v2 (add emb), which failed" in result.out
+    assert "sql: skipped 002_backfill: waits for vectors: chunks_vec v2 (add emb), which failed" in result.out
     assert lines(project) == {"sql": {"": 1}, "vectors": {"chunks_vec": 1, "other": 1}}
 
 
@@ -235,6 +235,16 @@ def test_rollback_cascade_rolls_the_dependants_back_first(
     assert lines(project) == {"sql": {"": 1}, "vectors": {"chunks_vec": 1}}
     assert seen(project) == []
     assert result.out.index("002_backfill") < result.out.index("chunks_vec v2")
+
+
+def test_rollback_cascade_dry_run_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
+    project = make(tmp_path, capsys, sqlite_url)
+    assert project.cli("upgrade").code == 0
+    result = project.cli("rollback", "1", "--backend", "vectors", "--table", "chunks_vec", "--cascade", "--dry-run")
+    assert result.code == 0, result.err
+    assert result.out.count("002_backfill") == 1, result.out
+    assert lines(project) == {"sql": {"": 2}, "vectors": {"chunks_vec": 3}}
 
 
 def test_rollback_cascade_over_an_irreversible_dependant_changes_nothing(
