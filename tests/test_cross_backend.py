@@ -295,3 +295,15 @@ def test_upgrading_one_backend_refuses_a_step_whose_requirement_is_not_reached(
     assert lines(project) == {"sql": {"": 0}, "vectors": {"chunks_vec": 0}}
     assert project.cli("upgrade", "--backend", "sql", "--to", "1").code == 0  # what needs nothing still runs
     assert lines(project)["sql"] == {"": 1}
+
+
+def test_a_no_transaction_marker_below_a_requires_header_is_refused_not_ignored(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
+    text = "-- migrator: requires vectors.chunks_vec=1\n-- migrator: no-transaction\nSELECT 1;\n"
+    project = make(tmp_path, capsys, sqlite_url, sql={"001_seen.up.sql": SEEN, "002_mark.up.sql": text})
+    result = project.cli("upgrade")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "002_mark.up.sql:2" in line and "must be the first line" in line, line
+    assert not (tmp_path / "app.db").exists()
+    assert not (project.root / "data" / "lance").exists()

@@ -135,9 +135,21 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         reversible=down_path is not None,
         transactional=not sqlsplit.is_no_transaction(first_line),
         payload=SqlSource(main.path, down_path),
-        requires=(requirements.from_header(up.decode("utf-8-sig", errors="replace"), str(main.path))
-                  if b"requires" in up else ()),
+        requires=_sql_requires(main.path, up) if b"requires" in up else (),
     )
+
+
+def _sql_requires(path: Path, up: bytes) -> tuple[Requirement, ...]:
+    """``-- migrator: requires ...`` header lines; a no-transaction marker below the first line is refused."""
+    text = up.decode("utf-8-sig", errors="replace")
+    found = requirements.from_header(text, str(path))
+    for number, line in enumerate(text.splitlines()[1:], 2):
+        if line.strip() and not line.strip().startswith("--"):
+            break
+        if sqlsplit.NO_TRANSACTION.match(line):
+            raise LoaderError(f"{path}:{number}: `{sqlsplit.NO_TRANSACTION_MARKER}` must be the first line "
+                              "(put `-- migrator: requires ...` below it)")
+    return found
 
 
 def _python_requires(path: Path, source: bytes) -> tuple[Requirement, ...]:
