@@ -95,7 +95,8 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 @click.option("--allow-changed", is_flag=True, help="Run even though applied files were edited or removed.")
 @click.option("--allow-out-of-order", is_flag=True, help="Apply pending versions older than the newest applied.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="LanceDB: tables migrated in parallel.")
-@click.option("--fail-fast", is_flag=True, help="LanceDB: stop every table's line at the first failure.")
+@click.option("--fail-fast", is_flag=True,
+              help="Stop every line (LanceDB tables, other backends) at the first failure.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first migration (config: backup).")
 @click.pass_obj
 def upgrade(state: State, backend: str | None, to: str | None, table: str | None, dry_run: bool,
@@ -116,12 +117,14 @@ def upgrade(state: State, backend: str | None, to: str | None, table: str | None
 @click.option("--table", metavar="T", help="LanceDB: only this table's line.")
 @click.option("--dry-run", is_flag=True, help="Show what would be undone; change nothing.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first step (config: backup).")
+@click.option("--cascade", is_flag=True,
+              help="First roll back other backends' applied migrations that require what this undoes.")
 @click.pass_obj
 def rollback(state: State, target: str, backend: str | None, table: str | None, dry_run: bool,
-             backup: bool | None) -> None:
+             backup: bool | None, cascade: bool) -> None:
     """Undo, newest first, every applied version above TARGET (0 undoes all); -N undoes the N newest."""
     try:
-        state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup)
+        state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup, cascade=cascade)
     finally:
         state.renderer.close()
 

@@ -241,6 +241,7 @@ class MigrationSpec:
     indices: tuple[Index, ...]
     function: Callable[..., Any]
     problems: tuple[str, ...] = ()
+    requires: Any = None  # the raw ``requires=`` mapping; the adapter parses it (migrator.requirements)
 
 
 class ConcurrentWriteError(MigrationFailed):
@@ -288,6 +289,7 @@ def migration(
     version: int,
     description: str | None = None,
     indices: Sequence[Index] | None = None,
+    requires: Mapping[str, int | Mapping[str, int]] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -299,8 +301,12 @@ def migration(
     version: Any = None,
     description: Any = None,
     indices: Any = None,
+    requires: Any = None,
 ) -> Any:
     """Declare a LanceDB migration: ``@migration(table="memos", version=2, description="add tags")``.
+
+    ``requires={"sqlite": 3}`` (or ``{"vectors": {"chunks": 2}}``): what it needs from another backend's line;
+    ``migrator upgrade`` runs it once that is reached and before that line moves past it.
 
     The function receives the lancedb connection. Mistakes (no table, a
     version that is not a positive integer, bare ``@migration``) are reported
@@ -308,23 +314,25 @@ def migration(
     """
     if function is not None:  # bare @migration or @migration(fn): a misuse, reported at discovery
         if callable(function):
-            _attach(function, table, version, description, indices,
+            _attach(function, table, version, description, indices, requires,
                     extra=["use @migration(table=..., version=..., description=...) with arguments"])
             return function
-        return _decorator(table, version, description, indices,
+        return _decorator(table, version, description, indices, requires,
                           extra=[f"@migration takes keyword arguments only (got positional {function!r})"])
-    return _decorator(table, version, description, indices, extra=[])
+    return _decorator(table, version, description, indices, requires, extra=[])
 
 
-def _decorator(table: Any, version: Any, description: Any, indices: Any, extra: list[str]) -> Callable[[F], F]:
+def _decorator(table: Any, version: Any, description: Any, indices: Any, requires: Any,
+               extra: list[str]) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
-        _attach(fn, table, version, description, indices, extra)
+        _attach(fn, table, version, description, indices, requires, extra)
         return fn
 
     return wrap
 
 
-def _attach(fn: Any, table: Any, version: Any, description: Any, indices: Any, extra: list[str]) -> None:
+def _attach(fn: Any, table: Any, version: Any, description: Any, indices: Any, requires: Any,
+            extra: list[str]) -> None:
     problems = list(extra)
     if not callable(fn):
         problems.append(f"@migration decorates functions, not {type(fn).__name__}")
@@ -362,7 +370,7 @@ def _attach(fn: Any, table: Any, version: Any, description: Any, indices: Any, e
             pass
     text = description if isinstance(description, str) and description.strip() else _describe(fn)
     spec = MigrationSpec(table=table, version=version, description=text.strip(), indices=tuple(specs),
-                         function=fn, problems=tuple(problems))
+                         function=fn, problems=tuple(problems), requires=requires)
     previous = getattr(fn, MIGRATION_ATTR, ())
     with contextlib.suppress(AttributeError, TypeError):  # an object without attributes: discovery misses it
         setattr(fn, MIGRATION_ATTR, (*previous, spec))

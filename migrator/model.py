@@ -25,6 +25,23 @@ class Direction(StrEnum):
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """What a migration needs from another backend's line: ``backend``'s ``line`` at ``version`` (or past it).
+
+    ``line`` is ``""`` for a SQL backend, the table's name for a LanceDB backend.
+    """
+
+    backend: str
+    line: str
+    version: int
+
+    @property
+    def label(self) -> str:
+        """``vectors.chunks_vec=2`` or ``sqlite=5``: the header form."""
+        return f"{self.backend}.{self.line}={self.version}" if self.line else f"{self.backend}={self.version}"
+
+
+@dataclass(frozen=True)
 class Migration:
     """One step of one version line, as found on disk.
 
@@ -44,6 +61,8 @@ class Migration:
     files: tuple[Path, ...] = ()
     # the checksum migrator 0.1 stored for the same bytes, when it had another form (a pair: sha256(up + down))
     legacy_checksum: str | None = field(default=None, compare=False, repr=False)
+    # what it needs from other backends' lines (``requires``); the adapter parses its own declaration form
+    requires: tuple[Requirement, ...] = field(default=(), compare=False)
 
     @property
     def label(self) -> str:
@@ -105,6 +124,15 @@ class LineStatus:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A pending migration and a requirement of it that the required line has not reached yet."""
+
+    migration: Migration
+    requirement: Requirement
+    current: int  # the required line's version now
+
+
+@dataclass(frozen=True)
 class BackendStatus:
     backend: str
     type: str
@@ -112,6 +140,7 @@ class BackendStatus:
     lines: tuple[LineStatus, ...]
     issues: tuple[Issue, ...] = ()
     per_table_lines: bool = False  # the adapter keeps one version line per table (Capabilities)
+    waiting: tuple[Waiting, ...] = ()  # pending migrations whose requirements are not reached yet
 
     @property
     def pending_count(self) -> int:

@@ -135,6 +135,13 @@ def status_json(status: Status) -> str:
                 "pending": [{"version": m.version, "name": m.name, "file": m.path.name} for m in line.pending],
             } for line in backend.lines],
             "issues": [issue_json(i) for i in backend.issues],
+            "waiting": [{
+                "line": w.migration.line, "version": w.migration.version, "name": w.migration.name,
+                "file": w.migration.path.name,
+                "requires": {"backend": w.requirement.backend, "line": w.requirement.line,
+                             "version": w.requirement.version},
+                "current": w.current,
+            } for w in backend.waiting],
         })
     return json.dumps({"schema": JSON_SCHEMA_VERSION, "backends": backends}, indent=2)
 
@@ -188,6 +195,10 @@ def print_status(console: Console, status: Status) -> None:
             console.print(table)
         for issue in backend.issues:
             console.print(Text.assemble("  ", (issue.kind, "yellow"), f": {issue.message}"), highlight=False)
+        for wait in backend.waiting:
+            name = wait.migration.label if wait.migration.line else wait.migration.path.name
+            console.print(Text.assemble("  ", ("waiting", "cyan"), f": {name} requires {wait.requirement.label} "
+                                        f"(now at {wait.current})"), highlight=False)
 
 
 def print_history(console: Console, histories: Mapping[str, list[AppliedMigration]]) -> None:

@@ -108,9 +108,11 @@ class Runner:
         jobs: int | None = None,
         fail_fast: bool = False,
         backup: bool = False,
+        migrations: Sequence[Migration] | None = None,
     ) -> RunResult:
+        """``migrations``: what ``discover`` returned, when the caller already asked (not asked twice)."""
         goal = targets.upgrade_target(to)
-        migrations = self.backend.discover()
+        migrations = self.backend.discover() if migrations is None else migrations
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
@@ -247,34 +249,49 @@ class Runner:
         """Apply one line's steps in order; stop the line at its first failure."""
         for migration in steps:
             if stop.is_set():
-                self._emit(LineSkipped(self.backend.name, migration.line, "an earlier migration failed (--fail-fast)"))
+                self.skip(migration, "an earlier migration failed (--fail-fast)")
                 return
-            self._emit(MigrationStarted(self.backend.name, migration, direction))
-            started = time.perf_counter()
+            if not self.run_step(migration, direction, result, stop, fail_fast):
+                return
 
-            def report(message: str, migration: Migration = migration) -> None:
-                self._emit(MigrationProgress(self.backend.name, migration, message))
+    def skip(self, migration: Migration, reason: str) -> None:
+        """Tell the listener that ``migration``'s line stops here, not run."""
+        self._emit(LineSkipped(self.backend.name, migration.line or migration.label, reason))
 
-            try:
-                record = self.backend.apply(migration, direction, report)
-            except LockLost as exc:  # not this migration's failure: the whole run stops, every line
-                stop.set()
-                self._emit(MigrationFailedEvent(self.backend.name, migration, direction, exc.message))
-                raise
-            except MigrationFailed as exc:
-                self._fail(result, migration, direction, exc.message, stop, fail_fast)
-                return
-            except (Exception, SystemExit) as exc:  # a migration's own error: report it as that migration's failure
-                where = migration.path.name if migration.line == "" else migration.label
-                self._fail(result, migration, direction, f"{where}: {type(exc).__name__}: {exc}", stop, fail_fast)
-                return
-            # One duration: the one the adapter measured and recorded in the bookkeeping (history shows it); a step
-            # that leaves no record (a rollback) is timed here.
-            duration = record.duration_ms if record is not None and record.duration_ms is not None else \
-                int((time.perf_counter() - started) * 1000)
-            with self._emit_lock:
-                result.steps.append(StepResult(migration, direction, duration))
-            self._emit(MigrationDone(self.backend.name, migration, direction, duration))
+    def run_step(self, migration: Migration, direction: Direction, result: RunResult, stop: threading.Event,
+                 fail_fast: bool) -> bool:
+        """Apply one loaded migration (the lock held, ``prepare`` done); False when it failed (recorded in result)."""
+        self._emit(MigrationStarted(self.backend.name, migration, direction))
+        started = time.perf_counter()
+
+        def report(message: str, migration: Migration = migration) -> None:
+            self._emit(MigrationProgress(self.backend.name, migration, message))
+
+        try:
+            record = self.backend.apply(migration, direction, report)
+        except LockLost as exc:  # not this migration's failure: the whole run stops, every line
+            stop.set()
+            self._emit(MigrationFailedEvent(self.backend.name, migration, direction, exc.message))
+            raise
+        except MigrationFailed as exc:
+            self._fail(result, migration, direction, exc.message, stop, fail_fast)
+            return False
+        except (Exception, SystemExit) as exc:  # a migration's own error: report it as that migration's failure
+            where = migration.path.name if migration.line == "" else migration.label
+            self._fail(result, migration, direction, f"{where}: {type(exc).__name__}: {exc}", stop, fail_fast)
+            return False
+        # One duration: the one the adapter measured and recorded in the bookkeeping (history shows it); a step
+        # that leaves no record (a rollback) is timed here.
+        duration = record.duration_ms if record is not None and record.duration_ms is not None else \
+            int((time.perf_counter() - started) * 1000)
+        with self._emit_lock:
+            result.steps.append(StepResult(migration, direction, duration))
+        self._emit(MigrationDone(self.backend.name, migration, direction, duration))
+        return True
+
+    def emit(self, event: Event) -> None:
+        """Send an event to the listener (the cross-backend runner's plan and backups)."""
+        self._emit(event)
 
     def _fail(self, result: RunResult, migration: Migration, direction: Direction, message: str,
               stop: threading.Event, fail_fast: bool) -> None:

@@ -93,6 +93,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from migrator import requirements
 from migrator.errors import (
     BackendUnavailable,
     ConfigError,
@@ -282,7 +283,8 @@ class LanceBackend:
                     raise LoaderError(f"{here}: {step.table} v{step.version} is declared twice in this file")
                 migrations.append(Migration(
                     version=step.version, name=step.description, path=source.path, checksum=digest,
-                    line=step.table, reversible=True, transactional=False, payload=step))
+                    line=step.table, reversible=True, transactional=False, payload=step,
+                    requires=requirements.from_mapping(spec.requires, here) if spec.requires is not None else ()))
         if not migrations:
             raise LoaderError(f"{source.path}: defines no @migration function "
                               "(from migrator.lancedb import migration)")

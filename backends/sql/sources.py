@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrator import loader
+from migrator import loader, requirements
 from migrator.errors import LoaderError
-from migrator.model import Migration
+from migrator.model import Migration, Requirement
 
 from . import split as sqlsplit
 
@@ -115,6 +116,7 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
             reversible=bool(_DEF_DOWN.search(source)),
             transactional=not _NOT_TRANSACTIONAL.search(source),
             payload=PythonSource(main.path),
+            requires=_python_requires(main.path, source) if b"requires" in source else (),
         )
     if len(downs) > 1 or (downs and downs[0].name != main.name):
         other = downs[1] if len(downs) > 1 and downs[0].name == main.name else downs[0]
@@ -133,7 +135,44 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         reversible=down_path is not None,
         transactional=not sqlsplit.is_no_transaction(first_line),
         payload=SqlSource(main.path, down_path),
+        requires=_sql_requires(main.path, up) if b"requires" in up else (),
     )
+
+
+def _sql_requires(path: Path, up: bytes) -> tuple[Requirement, ...]:
+    """``-- migrator: requires ...`` header lines; a no-transaction marker below the first line is refused."""
+    text = up.decode("utf-8-sig", errors="replace")
+    found = requirements.from_header(text, str(path))
+    for number, line in enumerate(text.splitlines()[1:], 2):
+        if line.strip() and not line.strip().startswith("--"):
+            break
+        if sqlsplit.NO_TRANSACTION.match(line):
+            raise LoaderError(f"{path}:{number}: `{sqlsplit.NO_TRANSACTION_MARKER}` must be the first line "
+                              "(put `-- migrator: requires ...` below it)")
+    return found
+
+
+def _python_requires(path: Path, source: bytes) -> tuple[Requirement, ...]:
+    """A module-level ``requires = {...}`` literal, read without importing the file (discovery stays cheap)."""
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise LoaderError(f"{path}{f':{line}' if line else ''}: {getattr(exc, 'msg', exc)}") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "requires" for t in node.targets):
+            value: ast.expr | None = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "requires":
+            value = node.value
+        else:
+            continue
+        try:
+            declared = ast.literal_eval(value) if value is not None else None
+        except ValueError:
+            raise LoaderError(f"{path}:{node.lineno}: requires must be written as a literal dict like "
+                              f"{requirements.EXAMPLE}") from None
+        return requirements.from_mapping(declared, f"{path}:{node.lineno}")
+    return ()
 
 
 def load_one(migration: Migration, dialect: str) -> Migration:
