@@ -189,6 +189,8 @@ class Migrator:
         step = (cfg, goal, table)
         if len(self.config.backends) == 1 or depth > len(self.config.backends) * 64:
             return [step]
+        if not any(_may_require(other) for other in self.config.backends.values() if other.name != cfg.name):
+            return [step]  # no other backend's file even mentions `requires`: nothing to discover (or import)
         views: list[crossplan.View] = []
         with ExitStack() as stack:
             runners = [stack.enter_context(self._runner(c)) for c in self.config.backends.values()]
@@ -286,3 +288,18 @@ class Migrator:
     def check(self, backend: str | None = None) -> CheckResult:
         status = self.status(backend)
         return CheckResult(status=status, issues={s.backend: list(s.issues) for s in status.backends})
+
+
+def _may_require(cfg: BackendConfig) -> bool:
+    """Whether any migration file of ``cfg`` mentions ``requires`` (a cheap text test before importing them)."""
+    try:
+        entries = list(os.scandir(cfg.migrations))
+    except OSError:
+        return True  # let discovery report it
+    for entry in entries:
+        try:
+            if entry.is_file() and b"requires" in Path(entry.path).read_bytes():
+                return True
+        except OSError:
+            return True
+    return False
