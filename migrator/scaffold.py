@@ -9,7 +9,6 @@ from pathlib import Path
 
 from migrator.config import BackendConfig
 from migrator.errors import UsageError
-from migrator.lancedb import TABLE_NAME
 from migrator.loader import MAX_VERSION, scan
 
 INIT_CONFIG = '''\
@@ -116,6 +115,8 @@ def new_migration(cfg: BackendConfig, name: str, *, sql: bool = False, table: st
             raise UsageError("--sql is for SQL backends; LanceDB migrations are Python")
         if not table:
             raise UsageError(f"{cfg.name}: a LanceDB migration needs --table")
+        from migrator.lancedb import TABLE_NAME  # only `new --table`: keep the helpers module off every start-up
+
         if not TABLE_NAME.fullmatch(table):
             raise UsageError(f"--table {table!r} is not a LanceDB table name (letters, digits, _ - .; "
                              "not starting with . or -)")
