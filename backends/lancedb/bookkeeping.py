@@ -69,8 +69,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +78,7 @@ from migrator.errors import BackendUnavailable
 from migrator.model import AppliedMigration, Migration
 
 from .common import open_table, retry
+from .guard import overwrite
 
 EVENT_APPLIED = "applied"
 EVENT_STAMPED = "stamped"
@@ -430,26 +430,6 @@ def _not_ours(name: str) -> BackendUnavailable:
                               "bookkeeping (set version_table to another name)")
 
 
-def guard(expected: int) -> Callable[[int], AbstractContextManager[None]]:
-    """A Lance ``commit_lock`` that lets only version ``expected`` be committed (nobody committed since the read)."""
-
-    @contextmanager
-    def lock(version: int) -> Iterator[None]:
-        if version != expected:
-            raise Moved(f"the table moved on to version {version - 1} since it was read")
-        yield
-
-    return lock
-
-
-class Moved(RuntimeError):
-    pass
-
-
-def moved(exc: BaseException) -> bool:
-    return isinstance(exc, Moved) or "the table moved on" in str(exc)
-
-
 class Bookkeeping:
     """Reads and writes the two bookkeeping tables; writes are serialised per process."""
 
@@ -577,23 +557,18 @@ class Bookkeeping:
                 wanted = wanted_rows(rows, seeds)
                 if not _differs(seeds, wanted, tables):
                     return
-                try:
-                    self._overwrite(dataset, [s.record() for s in _keep(seeds, wanted, tables)])
+                if self._overwrite(dataset, [s.record() for s in _keep(seeds, wanted, tables)]):
                     return
-                except Exception as exc:
-                    if not moved(exc):
-                        raise
             raise BackendUnavailable(f"{self.name} kept changing under another writer; gave up updating it after "
                                      f"{GUARD_ATTEMPTS} attempts (the next run repairs it from {self.history})")
 
-    def _overwrite(self, dataset: Any, records: list[dict[str, Any]]) -> None:
+    def _overwrite(self, dataset: Any, records: list[dict[str, Any]]) -> bool:
         """Replace ``table_migrations``'s rows in one commit, only if nobody committed since ``dataset`` was read."""
-        import lance
         import pyarrow as pa
 
         schema = dataset.schema
         data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in records], schema=schema)
-        lance.write_dataset(data, dataset, mode="overwrite", commit_lock=guard(int(dataset.version) + 1))
+        return overwrite(dataset, data)
 
     def compact(self, db: Any) -> bool:
         """``optimize()`` the history table once it has :data:`COMPACT_FRAGMENTS` fragments; True if it did."""

@@ -100,3 +100,20 @@ def restore(dataset: Any, version: int, *, read_version: int, table: str,
 def _is_conflict(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "conflict" in text or "commit handler" in text
+
+
+def overwrite(dataset: Any, data: Any) -> bool:
+    """Overwrite ``dataset`` (a ``lance.LanceDataset``) with ``data`` only as its next version.
+
+    False, nothing committed, when another writer committed since ``dataset`` was read (read it again and retry).
+    """
+    import lance
+
+    guard = GuardedCommit(int(dataset.version))
+    try:
+        lance.write_dataset(data, dataset, mode="overwrite", commit_lock=guard)
+    except Exception:
+        if guard.refused:
+            return False
+        raise
+    return True

@@ -36,13 +36,12 @@ from .bookkeeping import (
     GUARD_ATTEMPTS,
     Row,
     as_int,
-    guard,
-    moved,
     parse,
     seed_schema,
     wanted_rows,
 )
 from .common import open_table
+from .guard import overwrite
 
 if TYPE_CHECKING:
     from .bookkeeping import Bookkeeping
@@ -77,7 +76,6 @@ def legacy_rows(records: Iterable[dict[str, Any]]) -> list[Row]:
 
 def convert(db: Any, books: Bookkeeping) -> None:
     """Steps 1 and 2 of the module docstring; idempotent. The history table must exist."""
-    import lance
     import pyarrow as pa
 
 
@@ -95,10 +93,6 @@ def convert(db: Any, books: Bookkeeping) -> None:
         rows = parse(history.to_arrow().to_pylist())
         wanted = wanted_rows(rows, [])
         data = pa.Table.from_pylist([s.record() for s in wanted], schema=seed_schema())
-        try:
-            lance.write_dataset(data, dataset, mode="overwrite", commit_lock=guard(int(dataset.version) + 1))
+        if overwrite(dataset, data):
             return
-        except Exception as exc:
-            if not moved(exc):
-                raise
     raise RuntimeError(f"{books.name} kept changing while it was being converted; run again")
