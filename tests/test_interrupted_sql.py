@@ -345,3 +345,37 @@ def test_reading_interrupted_steps_creates_nothing(tmp_path: Path) -> None:
     finally:
         backend.close()
     assert not path.exists()
+
+
+def test_a_table_of_the_markers_name_that_is_not_migrators_is_refused_by_name(project: Project) -> None:
+    engine = sa.create_engine(project.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE migrations_dirty (note TEXT)"))  # the application's own table
+    finally:
+        engine.dispose()
+    project.write("001_loose.py", "transactional = False\n\ndef up(db):\n"
+                                  "    db.execute('CREATE TABLE a (id INTEGER)')\n")
+    assert_clean_error(project.cli("status"), 2, "'migrations_dirty'", "is not migrator's marker table",
+                       "set version_table to another name", secrets=secret(project))
+    assert_clean_error(project.cli("upgrade"), 2, "'migrations_dirty'", "is not migrator's marker table",
+                       secrets=secret(project))
+    assert "a" not in tables(project.url)
+
+
+def test_an_upgrade_over_every_backend_in_one_plan_refuses_an_interrupted_step(
+    sqlite_project: Project,
+) -> None:
+    root = sqlite_project.root
+    (root / "migrations" / "other").mkdir()
+    (root / "migrations" / "other" / "001_needs_db.py").write_text(
+        "requires = {'db': 1}\n\ndef up(db):\n    db.execute('CREATE TABLE needs (id INTEGER)')\n")
+    config = root / "migrator.toml"
+    config.write_text(config.read_text() + f'\n[backends.other]\ntype = "sql"\nurl = "sqlite:///{root / "other.db"}"\n'
+                      'migrations = "migrations/other"\n')
+    sqlite_project.write("001_fails.py", "transactional = False\n\ndef up(db):\n"
+                                         "    db.execute('CREATE TABLE a (id INTEGER)')\n"
+                                         "    raise RuntimeError('half')\n")
+    assert sqlite_project.cli("upgrade").code == 1
+    assert_clean_error(sqlite_project.cli("upgrade"), 1, "db: upgrade refused", "001_fails (up) was interrupted")
+    assert versions(f"sqlite:///{root / 'other.db'}") == []

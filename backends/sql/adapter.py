@@ -88,7 +88,7 @@ class SqlBackend:
         self.location = self._handle.location
         self.dialect = self._handle.dialect.name
         self._books = VersionTable(version_table, name, self.location, self._handle.dialect)
-        self._dirty = DirtyTable(version_table)
+        self._dirty = DirtyTable(version_table, name, self.location)
         self._steps = Steps(name, self._handle, self._books, self._dirty)
         self._prepared = False
         self._session_lock: SessionLock | None = None  # PostgreSQL, while the lock is held

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from migrator.errors import ConfigError
 from migrator.interruptions import this_host
 from migrator.model import DATABASE_LINE, Direction, InterruptedStep, Migration
 
@@ -89,8 +90,9 @@ def one_line(text: str) -> str:
 class DirtyTable:
     """Reads and writes the marker table of one database (through SQLAlchemy Core: any dialect)."""
 
-    def __init__(self, version_table: str) -> None:
+    def __init__(self, version_table: str, backend: str = "", location: str = "") -> None:
         self.version_table = version_table
+        self._where = (f"{backend}: " if backend else "", f" in {location}" if location else "")
         self.name = marker_table(version_table)
         self._definition: sa.Table | None = None
 
@@ -112,9 +114,21 @@ class DirtyTable:
         return self._definition
 
     def exists(self, conn: sa.Connection) -> bool:
+        """Whether the marker table exists; ConfigError when a table of that name is not migrator's."""
         import sqlalchemy as sa
 
-        return bool(sa.inspect(conn).has_table(self.name))
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(self.name):
+            return False
+        columns = {str(c["name"]).lower() for c in inspector.get_columns(self.name)}
+        missing = [c for c in COLUMNS if c not in columns]
+        if missing:
+            prefix, where = self._where
+            raise ConfigError(f"{prefix}table {self.name!r}{where} is not migrator's marker table (no column "
+                              f"{missing[0]!r}); "
+                              f"migrator keeps the marks of interrupted migrations in <version_table>_dirty: "
+                              "set version_table to another name")
+        return True
 
     def read(self, conn: sa.Connection) -> list[InterruptedStep]:
         """Every marker, oldest first; [] when there is no marker table (nothing is created)."""
@@ -127,7 +141,8 @@ class DirtyTable:
     def mark(self, conn: sa.Connection, migration: Migration, direction: Direction) -> None:
         """Insert the marker of ``migration`` in the caller's transaction (creating the table on first use)."""
         table = self._table()
-        table.create(conn, checkfirst=True)
+        if not self.exists(conn):
+            table.create(conn)
         conn.execute(table.insert().values(
             version=migration.version,
             name=migration.name[:255],

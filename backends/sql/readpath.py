@@ -139,7 +139,7 @@ class SqliteFront:
             if not columns:
                 return []
             if not set(MARKER_COLUMNS) <= columns:
-                return None
+                return None  # not migrator's table: SqlBackend words the refusal
             cursor = conn.execute(f"SELECT {', '.join(MARKER_COLUMNS)} FROM {table} ORDER BY started_at, version")
             rows = [dict(zip(MARKER_COLUMNS, row, strict=True)) for row in cursor]
         except sqlite3.Error:

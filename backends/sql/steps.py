@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from migrator import interruptions
-from migrator.errors import LockLost, MigrationFailed
+from migrator.errors import LockLost, MigrationFailed, MigratorError
 from migrator.model import DATABASE_LINE, AppliedMigration, Direction, InterruptedStep, Migration
 
 from ..base import Report
@@ -122,7 +122,7 @@ class Steps:
             with handle.transaction(write=True) as conn:
                 guard(conn, migration, direction, False)
                 self._dirty.mark(conn, migration, direction)
-        except LockLost:
+        except MigratorError:  # LockLost; a table of the marker's name that is not migrator's (ConfigError)
             raise
         except Exception as exc:
             why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
