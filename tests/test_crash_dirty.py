@@ -61,14 +61,14 @@ def kill_at_random(project: Project, rng: random.Random) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade"], cwd=project.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if rng.random() < 0.25:  # anywhere in the run
+        if rng.random() < 0.15:  # anywhere in the run
             time.sleep(rng.uniform(0.05, 2.5))
         else:  # somewhere in the non-atomic migration or just after it
             deadline = time.monotonic() + 120
             started = project.root / "started"
             while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0, PAUSE * 1.8))
+            time.sleep(rng.uniform(0, PAUSE * 1.3))
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
@@ -112,7 +112,8 @@ def trial(project: Project, seed: int) -> str:
     return outcome
 
 
-@pytest.mark.parametrize("seed", range(3))
+# seeds whose kill points fall between the two statements (3, 4) and after them (2)
+@pytest.mark.parametrize("seed", [2, 3, 4])
 def test_kill_9_of_a_non_atomic_migration_never_leaves_it_pending_with_partial_changes(
     project: Project, seed: int
 ) -> None:
