@@ -11,9 +11,11 @@ commits a marker row before its body and clears it in the transaction that
 records (or, going down, deletes) its version; a marker left behind (kill -9,
 or a failure migrator caught: its statements so far stay applied) blocks
 ``upgrade`` and ``rollback`` until ``stamp`` clears it. LanceDB: an open
-``started`` row, which the next ``upgrade`` settles by itself. Planning, ordering, validation, locking policy,
-events and output are the core's. Modelled on golang-migrate's driver interface
-and Django's recorder: small on purpose.
+``started`` row, which the next ``upgrade`` settles by itself.
+
+Planning, ordering, validation, locking policy, events and output are the
+core's. Modelled on golang-migrate's driver interface and Django's recorder:
+small on purpose.
 """
 
 from __future__ import annotations

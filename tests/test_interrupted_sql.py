@@ -379,3 +379,36 @@ def test_an_upgrade_over_every_backend_in_one_plan_refuses_an_interrupted_step(
     assert sqlite_project.cli("upgrade").code == 1
     assert_clean_error(sqlite_project.cli("upgrade"), 1, "db: upgrade refused", "001_fails (up) was interrupted")
     assert versions(f"sqlite:///{root / 'other.db'}") == []
+
+
+def write_marker(project: Project, **values: Any) -> None:
+    """A marker row as another process (or a hand) would have left it, the table made by a real failure first."""
+    project.write("001_fails.py", "transactional = False\n\ndef up(db):\n    raise RuntimeError('first')\n")
+    assert project.cli("upgrade").code == 1
+    engine = sa.create_engine(project.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM migrations_dirty"))
+            row = {"version": 1, "name": "fails", "direction": "up", "started_at": "2026-01-02T03:04:05+00:00",
+                   "host": socket.gethostname(), "pid": 1, "error": None, **values}
+            conn.execute(sa.text("INSERT INTO migrations_dirty VALUES (:version, :name, :direction, :started_at, "
+                                 ":host, :pid, :error)"), row)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("pid", [0, -1])
+def test_a_marker_naming_no_real_process_is_interrupted_not_running(project: Project, pid: int) -> None:
+    write_marker(project, pid=pid)
+    [step] = status_json(project)["interrupted"]
+    assert (step["state"], step["pid"]) == ("interrupted", pid)
+    assert project.cli("validate").code == 1
+
+
+def test_a_hand_edited_marker_with_line_breaks_is_still_one_line(project: Project) -> None:
+    write_marker(project, name="two\nlines", host="web\r\n1", error="a\nb")
+    line = assert_clean_error(project.cli("upgrade"), 1, "upgrade refused", "started 2026-01-02 03:04:05 UTC",
+                              "on web\\r\\n1", "failed: a\\nb")
+    assert "\n" not in line
+    status = project.cli("status")
+    assert sum("interrupted:" in row for row in status.out.splitlines()) == 1

@@ -26,6 +26,7 @@ table with the standard library and shares :func:`step_of`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 
 COLUMNS = ("version", "name", "direction", "started_at", "host", "pid", "error")
 ERROR_LENGTH = 2000
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # as messages.printable: one line stays one line
+
+
+def _text(value: Any) -> str | None:
+    """A text column as messages may print it: control characters escaped (a row edited by hand)."""
+    if value is None:
+        return None
+    return _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], str(value))
 
 
 def marker_table(version_table: str) -> str:
@@ -68,16 +77,15 @@ def step_of(row: Mapping[str, Any]) -> InterruptedStep:
         pid_number = int(pid) if pid is not None else None
     except (TypeError, ValueError):
         pid_number = None
-    host, error = row.get("host"), row.get("error")
     return InterruptedStep(
         version=int(row["version"]),
-        name=str(row.get("name") or ""),
+        name=_text(row.get("name")) or "",
         line=DATABASE_LINE,
         direction=direction,
         started_at=when,
-        host=str(host) if host is not None else None,
+        host=_text(row.get("host")),
         pid=pid_number,
-        error=str(error) if error is not None else None,
+        error=_text(row.get("error")),
     )
 
 
@@ -126,7 +134,7 @@ class DirtyTable:
             prefix, where = self._where
             raise ConfigError(f"{prefix}table {self.name!r}{where} is not migrator's marker table (no column "
                               f"{missing[0]!r}); "
-                              f"migrator keeps the marks of interrupted migrations in <version_table>_dirty: "
+                              "migrator keeps the marks of interrupted migrations in <version_table>_dirty: "
                               "set version_table to another name")
         return True
 
