@@ -1,10 +1,21 @@
 """The adapter contract: what the core asks of a storage backend.
 
 A backend owns three things: finding its migration files (``discover``), its
-bookkeeping (``applied``, ``stamp``) and running one migration atomically with
-its bookkeeping (``apply``). Planning, ordering, validation, locking policy,
-events and output are the core's. Modelled on golang-migrate's driver interface
-and Django's recorder: small on purpose.
+bookkeeping (``applied``, ``stamp``, ``interrupted``) and running one migration
+atomically with its bookkeeping (``apply``).
+
+Interrupted steps are reported by ``interrupted()`` (a method of its own, not a
+field of ``applied()``'s records: an interrupted step's version is, by definition,
+not one the line reached). SQL: a migration that runs outside a transaction
+commits a marker row before its body and clears it in the transaction that
+records (or, going down, deletes) its version; a marker left behind (kill -9,
+or a failure migrator caught: its statements so far stay applied) blocks
+``upgrade`` and ``rollback`` until ``stamp`` clears it. LanceDB: an open
+``started`` row, which the next ``upgrade`` settles by itself.
+
+Planning, ordering, validation, locking policy, events and output are the
+core's. Modelled on golang-migrate's driver interface and Django's recorder:
+small on purpose.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from migrator.model import AppliedMigration, Direction, Issue, Migration
+from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
 Report = Callable[[str], None]
 """Adapters call this with progress lines ("rebuilding vector index on memos.vector")."""
@@ -62,6 +73,16 @@ class Backend(Protocol):
         """Every bookkeeping row, oldest first. Creates nothing: [] for a fresh database."""
         ...
 
+    def interrupted(self) -> Sequence[InterruptedStep]:
+        """Steps that started and never finished (or are still running), oldest first. Creates nothing.
+
+        ``settled_by`` says who settles each: ``"stamp"`` (an operator; the core refuses ``upgrade`` and
+        ``rollback`` until then) or ``"upgrade"`` (the adapter's own crash recovery). Adapters fill in the
+        pid and host of the process that started the step where they know them; the core decides whether
+        that process is still running (``running``).
+        """
+        ...
+
     def lock(self, timeout: float) -> AbstractContextManager[None]:
         """Exclusive right to migrate this database across processes; LockTimeout after ``timeout`` s."""
         ...
@@ -89,7 +110,11 @@ class Backend(Protocol):
         ...
 
     def stamp(self, migrations: Sequence[Migration]) -> None:
-        """Record ``migrations`` as applied without running them (baseline)."""
+        """Record ``migrations`` as applied without running them (baseline).
+
+        Also clears every interrupted step that ``stamp`` settles (``settled_by == "stamp"``): the operator has
+        said what state the database is in. Called with ``[]`` only for that.
+        """
         ...
 
     def unstamp(self, migrations: Sequence[Migration]) -> None:

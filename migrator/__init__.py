@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from migrator.errors import (
     BackendUnavailable,
     ConfigError,
+    InterruptedMigration,
     IrreversibleMigration,
     LoaderError,
     LockLost,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "InterruptedMigration",
     "IrreversibleMigration",
     "LoaderError",
     "LockLost",

@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator import crossplan, crossrun, scaffold
+from migrator import crossplan, crossrun, interruptions, scaffold
 from migrator import plan as planning
 from migrator.backends import open_backend
 from migrator.config import BackendConfig, Config, load_config
@@ -227,11 +227,16 @@ class Migrator:
                                               depth + 1))
         return [*steps, step]
 
-    def stamp(self, version: int, backend: str | None = None, *, table: str | None = None) -> None:
-        """Record versions up to ``version`` as applied without running them (baseline)."""
+    def stamp(self, version: int, backend: str | None = None, *, table: str | None = None) -> list[str]:
+        """Record versions up to ``version`` as applied without running them (baseline).
+
+        Clears the marks of interrupted non-atomic SQL migrations; returns the labels of the steps it cleared.
+        """
         (cfg,) = self.config.select(backend, all_if_none=False)
         with self._runner(cfg) as runner:
-            runner.stamp(version, line=table)
+            stamped = runner.stamp(version, line=table)
+            migrations = runner.backend.discover() if stamped.cleared else []
+        return [f"{interruptions.label(step, migrations)} ({step.direction.value})" for step in stamped.cleared]
 
     def repair(self, backend: str | None = None) -> dict[str, list[str]]:
         """Record new checksums of applied files edited on purpose; returns the files per backend."""

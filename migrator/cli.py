@@ -196,7 +196,9 @@ def check(state: State, backend: str | None) -> None:
 @click.pass_obj
 def stamp(state: State, version: int, backend: str | None, table: str | None) -> None:
     """Record every version up to VERSION as applied without running anything (baseline)."""
-    state.migrator().stamp(version, backend, table=table)
+    cleared = state.migrator().stamp(version, backend, table=table)
+    for step in cleared:
+        render.print_line(state.out, f"cleared the interrupted mark of {step}")
     state.out.print(f"stamped at version {version}")
 
 

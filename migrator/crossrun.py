@@ -34,6 +34,7 @@ def upgrade(runners: Sequence[Runner], declared: Mapping[str, Sequence[Migration
         for runner in runners:
             name = runner.backend.name
             applied = runner.backend.applied()
+            runner.refuse_interrupted(declared[name], applied, "upgrade")
             planning.refuse_drift(runner.backend.drift(declared[name], applied), line=None, backend=name)
             steps = planning.upgrade_plan(declared[name], applied, allow_changed=allow_changed,
                                           allow_out_of_order=allow_out_of_order, backend=name)

@@ -74,6 +74,12 @@ class ValidationFailed(MigratorError):
     exit_code = EXIT_FAILED
 
 
+class InterruptedMigration(ValidationFailed):
+    """A migration that runs outside a transaction was interrupted; refused until ``migrator stamp`` settles it."""
+
+    exit_code = EXIT_FAILED
+
+
 class SchemaChangeRefused(MigratorError):
     """A schema change that would lose or break a schema object; refused before anything changed."""
 

@@ -108,6 +108,34 @@ ISSUE_MISSING = "missing"          # an applied version has no file any more
 ISSUE_OUT_OF_ORDER = "out_of_order"  # a pending version lower than the newest applied one
 ISSUE_UNKNOWN_LINE = "unknown_line"  # bookkeeping names a line no migration declares
 ISSUE_DRIFT = "drift"              # the stored data disagrees with the bookkeeping (restored or dropped by hand)
+ISSUE_INTERRUPTED = "interrupted"  # a step that runs outside a transaction started and never finished (SQL)
+
+SETTLED_BY_STAMP = "stamp"      # an operator looks at the database and says with `migrator stamp` what state it is in
+SETTLED_BY_UPGRADE = "upgrade"  # the next `migrator upgrade` settles it by itself (LanceDB's crash recovery)
+
+
+@dataclass(frozen=True)
+class InterruptedStep:
+    """A step that started and never finished: its process died, or is still running it.
+
+    SQL: the marker row a migration that runs outside a transaction commits before its body
+    (``<version_table>_dirty``); it stays when the step fails or its process is killed, and
+    ``migrator stamp`` clears it (``settled_by`` ``"stamp"``). LanceDB: a ``started`` row of
+    ``table_migrations_history`` with no end, which the next ``upgrade`` settles (``"upgrade"``).
+    ``running`` (the process is alive on this host) and ``message`` are filled in by the core, never by an adapter.
+    """
+
+    version: int
+    name: str
+    line: str = DATABASE_LINE
+    direction: Direction = Direction.UP
+    started_at: datetime | None = None
+    host: str | None = None
+    pid: int | None = None
+    error: str | None = None  # the failure migrator caught (None: the process died, or still runs)
+    settled_by: str = SETTLED_BY_STAMP
+    running: bool = False
+    message: str = ""  # the core's one sentence about it (``migrator.interruptions.describe``)
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,7 @@ class BackendStatus:
     issues: tuple[Issue, ...] = ()
     per_table_lines: bool = False  # the adapter keeps one version line per table (Capabilities)
     waiting: tuple[Waiting, ...] = ()  # pending migrations whose requirements are not reached yet
+    interrupted: tuple[InterruptedStep, ...] = ()  # steps that started and never finished (or are running)
 
     @property
     def pending_count(self) -> int:

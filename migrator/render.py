@@ -21,7 +21,7 @@ from migrator.events import (
     MigrationStarted,
     PlanReady,
 )
-from migrator.model import AppliedMigration, Direction, Issue, Status
+from migrator.model import ISSUE_INTERRUPTED, AppliedMigration, Direction, InterruptedStep, Issue, Status
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -117,6 +117,13 @@ def issue_json(issue: Issue) -> dict[str, Any]:
     return {"kind": issue.kind, "message": issue.message, "line": issue.line, "version": issue.version}
 
 
+def interrupted_json(step: InterruptedStep) -> dict[str, Any]:
+    return {"line": step.line, "version": step.version, "name": step.name, "direction": step.direction.value,
+            "state": "running" if step.running else "interrupted",
+            "started_at": step.started_at.isoformat() if step.started_at else None, "host": step.host,
+            "pid": step.pid, "error": step.error, "settled_by": step.settled_by, "message": step.message}
+
+
 def status_json(status: Status) -> str:
     """The documented ``status --json`` shape (see README, "JSON output")."""
     backends = []
@@ -142,6 +149,7 @@ def status_json(status: Status) -> str:
                              "version": w.requirement.version},
                 "current": w.current,
             } for w in backend.waiting],
+            "interrupted": [interrupted_json(step) for step in backend.interrupted],
         })
     return json.dumps({"schema": JSON_SCHEMA_VERSION, "backends": backends}, indent=2)
 
@@ -193,8 +201,12 @@ def print_status(console: Console, status: Status) -> None:
             table.add_row(*([_text(line.line)] if per_table else []), *row)
         if backend.lines:
             console.print(table)
+        for step in backend.interrupted:  # the interrupted issues say the same: printed once, here
+            kind = ("running", "cyan") if step.running else ("interrupted", "red")
+            console.print(Text.assemble("  ", kind, f": {step.message}"), highlight=False)
         for issue in backend.issues:
-            console.print(Text.assemble("  ", (issue.kind, "yellow"), f": {issue.message}"), highlight=False)
+            if issue.kind != ISSUE_INTERRUPTED:
+                console.print(Text.assemble("  ", (issue.kind, "yellow"), f": {issue.message}"), highlight=False)
         for wait in backend.waiting:
             name = wait.migration.label if wait.migration.line else wait.migration.path.name
             console.print(Text.assemble("  ", ("waiting", "cyan"), f": {name} requires {wait.requirement.label} "

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, TypeVar
 
-from migrator import checksums, targets
+from migrator import checksums, interruptions, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import LockLost, MigrationFailed, UsageError
@@ -34,9 +34,11 @@ from migrator.events import (
     ignore,
 )
 from migrator.model import (
+    SETTLED_BY_STAMP,
     AppliedMigration,
     BackendStatus,
     Direction,
+    InterruptedStep,
     Issue,
     Migration,
     RunResult,
@@ -45,6 +47,14 @@ from migrator.model import (
 from migrator.targets import Target
 
 T = TypeVar("T")
+
+
+class Stamped(NamedTuple):
+    """What ``stamp`` did: versions recorded, versions unrecorded, interrupted markers cleared."""
+
+    recorded: list[Migration]
+    unrecorded: list[Migration]
+    cleared: list[InterruptedStep]
 
 
 class Repaired(NamedTuple):
@@ -75,24 +85,31 @@ class Runner:
     def status(self) -> BackendStatus:
         migrations = self.backend.discover()
         applied = self.backend.applied()
+        interrupted = interruptions.observed(self.backend.name, self.backend.interrupted(), migrations, applied)
         return BackendStatus(
             backend=self.backend.name,
             type=self.backend.type,
             location=self.backend.location,
             lines=tuple(planning.line_statuses(migrations, applied)),
-            issues=tuple(self._issues(migrations, applied)),
+            issues=tuple(self._issues(migrations, applied, interrupted)),
             per_table_lines=self.backend.capabilities.per_table_lines,
+            interrupted=interrupted,
         )
 
     def history(self) -> list[AppliedMigration]:
         return sorted(self.backend.applied(), key=lambda r: (r.applied_at is None, r.applied_at, r.line, r.version))
 
     def validate(self) -> list[Issue]:
-        return self._issues(self.backend.discover(), self.backend.applied())
+        migrations, applied = self.backend.discover(), self.backend.applied()
+        return self._issues(migrations, applied,
+                            interruptions.observed(self.backend.name, self.backend.interrupted(), migrations, applied))
 
-    def _issues(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> list[Issue]:
-        """The files' issues (:func:`planning.validate`) and the adapter's drift of the stored data."""
-        issues = [*planning.validate(migrations, applied), *self.backend.drift(migrations, applied)]
+    def _issues(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration],
+                interrupted: Sequence[InterruptedStep]) -> list[Issue]:
+        """The files' issues (:func:`planning.validate`), the adapter's drift of the stored data, and the
+        interrupted steps an operator must settle (not those still running)."""
+        issues = [*planning.validate(migrations, applied), *self.backend.drift(migrations, applied),
+                  *interruptions.issues(interrupted)]
         return sorted(issues, key=lambda i: (i.line, i.version or 0, i.kind))
 
     # -- changing ------------------------------------------------------------------------------------------------
@@ -116,6 +133,7 @@ class Runner:
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
+            self.refuse_interrupted(migrations, applied, "upgrade")
             planning.refuse_drift(self.backend.drift(migrations, applied), line=line, backend=self.backend.name)
             return planning.upgrade_plan(migrations, applied, to=goal, line=line, allow_changed=allow_changed,
                                          allow_out_of_order=allow_out_of_order, backend=self.backend.name)
@@ -131,12 +149,16 @@ class Runner:
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
+            self.refuse_interrupted(migrations, applied, "rollback")
             return planning.rollback_plan(migrations, applied, goal, line=line, backend=self.backend.name)
 
         return self._run(Direction.DOWN, make_plan, dry_run=dry_run, jobs=1, fail_fast=True, backup=backup)
 
-    def stamp(self, version: int, *, line: str | None = None) -> tuple[list[Migration], list[Migration]]:
-        """Record exactly the versions up to ``version`` as applied, running nothing."""
+    def stamp(self, version: int, *, line: str | None = None) -> Stamped:
+        """Record exactly the versions up to ``version`` as applied, running nothing.
+
+        Clears the interrupted markers ``stamp`` settles (the operator has said what state the database is in).
+        """
         migrations = self.backend.discover()
         self._check_line(migrations, line)
         if self.backend.capabilities.per_table_lines and line is None:
@@ -145,11 +167,17 @@ class Runner:
             self.backend.prepare()
             record, unrecord = planning.stamp_plan(migrations, self.backend.applied(), version, line=line,
                                                    backend=self.backend.name)
+            cleared = [step for step in self.backend.interrupted() if step.settled_by == SETTLED_BY_STAMP]
             if unrecord:
                 self.backend.unstamp(unrecord)
-            if record:
+            if record or (cleared and not unrecord):
                 self.backend.stamp(record)
-        return record, unrecord
+        return Stamped(record, unrecord, cleared)
+
+    def refuse_interrupted(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration],
+                           doing: str) -> None:
+        """Under the lock: InterruptedMigration while a step that ran outside a transaction is left marked."""
+        interruptions.refuse(self.backend.name, self.backend.interrupted(), migrations, applied, doing=doing)
 
     def repair(self) -> list[Repaired]:
         """Record the current checksums of applied files that were edited on purpose.

@@ -147,21 +147,36 @@ def error_lines(err: str) -> list[str]:
 # --------------------------------------------------------------------------- the server ends the lock session
 
 
-def test_a_terminated_lock_session_stops_the_run_and_the_counter_migration_runs_once(pg_project: PgProject) -> None:
+def test_a_terminated_lock_session_stops_the_run_and_the_counter_migration_runs_once_after_stamp(
+    pg_project: PgProject,
+) -> None:
     pg_project.write_counter_migrations(IDLE_WAIT)
     first = pg_project.upgrade()
     pg_project.wait_for_start(first)
     [holder] = pg_project.lock_holders()
     pg_project.server.admin().execute("SELECT pg_terminate_backend(%s)", (holder,))
 
+    # The counter migration runs outside a transaction and its marker is committed: the second process,
+    # which takes the lock, cannot know how far it got, and refuses until an operator says.
     second = finish(pg_project.upgrade())
     pg_project.go.touch()
     code, _, err = finish(first)
 
-    assert second[0] == 0, second
+    assert second[0] == 1, second
+    [refusal] = error_lines(second[2])
+    assert "upgrade refused" in refusal and "002_counter (up) was interrupted" in refusal, refusal
     assert code == 1, err
     [line] = error_lines(err)
     assert "lost the migration lock" in line and "002_counter" in line, err
+    assert pg_project.runs() == [1]  # the body's statement came after the session ended
+    assert pg_project.recorded() == [1]
+
+    config = pg_project.root / "lock-timeout-60.toml"
+    stamped = subprocess.run([sys.executable, "-m", "migrator", "--config", str(config), "stamp", "1"],
+                             cwd=pg_project.root,
+                             capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert stamped.returncode == 0 and "cleared the interrupted mark of 002_counter (up)" in stamped.stdout, stamped
+    assert finish(pg_project.upgrade())[0] == 0
     assert pg_project.runs() == [1, 2, 3]
     assert pg_project.recorded() == [1, 2, 3]
 

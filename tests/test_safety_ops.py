@@ -64,11 +64,16 @@ def test_a_no_transaction_file_failing_half_way_keeps_the_last_good_version(proj
     assert status["backends"][0]["lines"][0]["current"] == 1
 
 
-def test_a_no_transaction_file_runs_again_once_fixed(project: Project) -> None:
+def test_a_no_transaction_file_runs_again_once_fixed_and_its_mark_settled(project: Project) -> None:
     base(project)
     path = project.write("002_manual.up.sql", NOT_ATOMIC)
     assert project.cli("upgrade").code == 1
     path.write_text(NOT_ATOMIC.replace("INSERT INTO no_such_table VALUES (1);", "INSERT INTO first_kept VALUES (1);"))
+    # statement 1 stayed applied: the file is marked interrupted until an operator says what state it left
+    assert_clean_error(project.cli("upgrade"), 1, "upgrade refused", "002_manual (up) was interrupted",
+                       "`migrator stamp 1 --backend db` if it is not")
+    stamped = project.cli("stamp", "1")
+    assert stamped.code == 0 and "cleared the interrupted mark of 002_manual (up)" in stamped.out
     result = project.cli("upgrade")
     assert result.code == 0, result.err
     assert versions(project.url) == [1, 2]
@@ -77,12 +82,13 @@ def test_a_no_transaction_file_runs_again_once_fixed(project: Project) -> None:
     assert project.cli("validate").code == 0
 
 
-def test_a_failed_no_transaction_file_is_still_pending_not_edited(project: Project) -> None:
+def test_a_failed_no_transaction_file_is_reported_interrupted_not_edited(project: Project) -> None:
     base(project)
     project.write("002_manual.up.sql", NOT_ATOMIC)
     project.cli("upgrade")
     result = project.cli("validate")
-    assert result.code == 0 and "valid" in result.out  # nothing recorded: nothing to be "edited"
+    assert result.code == 1 and "interrupted: 002_manual (up) was interrupted" in result.out
+    assert "edited" not in result.out  # nothing recorded: nothing to be "edited"
 
 
 # --------------------------------------------------------------------------- validate --repair

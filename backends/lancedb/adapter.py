@@ -104,7 +104,7 @@ from migrator.errors import (
 from migrator.extras import install_command
 from migrator.lancedb import DEFAULT_VERSION_TABLE, Index, specs_of
 from migrator.loader import SourceFile, checksum, import_file, scan
-from migrator.model import AppliedMigration, Direction, Issue, Migration
+from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
 from ..base import Capabilities, Report
@@ -133,6 +133,7 @@ from .drift import find as find_drift
 from .folder import unreadable, unwritable
 from .guard import TableMoved, restore
 from .indices import changed_specs, ensure, merge_specs, record
+from .interrupted import interrupted_steps
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
 from .recovery import Recovery, Situation, classify, observe
 from .rollback import check_revert, closing_row, revert, settle
@@ -356,6 +357,16 @@ class LanceBackend:
             # a rollback interrupted between its restore and its row: the table's stamp says which way it went
             rows = appended(rows, [closing_row(db, intent) for intent in open_reverts(rows)])
         return derive_applied(rows)
+
+    def interrupted(self) -> Sequence[InterruptedStep]:
+        """Open ``started`` rows: steps whose process died (the next ``upgrade`` settles them) or still runs."""
+        local = self._folder(write=False)
+        if local is not None and not local.is_dir():
+            return []  # connecting would create the folder
+        db = self._connect()
+        with self._unavailable(f"cannot read {self.version_table}"):
+            rows = self._books.read(db)
+        return [] if rows is None else interrupted_steps(rows)
 
     def prepare(self) -> None:
         local = self._folder(write=True)

@@ -582,8 +582,14 @@ class Bookkeeping:
     # -- the verbs: each writes its events in one history commit and returns them ----------------------------------
 
     def started(self, db: Any, migration: Migration, *, lance_version: int | None, attempt: str) -> Row:
-        """The intent, before the function runs: the table's Lance version then (None: no table yet)."""
-        return self._one(db, _row(migration, EVENT_STARTED, lance_version=lance_version, attempt=attempt))
+        """The intent, before the function runs: the table's Lance version then (None: no table yet).
+
+        Its ``detail`` names the process (``pid N on HOST``): ``status`` tells a running step from an interrupted one.
+        """
+        from .interrupted import started_detail
+
+        return self._one(db, _row(migration, EVENT_STARTED, lance_version=lance_version, attempt=attempt,
+                                  detail=started_detail()))
 
     def applied(self, db: Any, migration: Migration, *, duration_ms: int, lance_version: int | None, attempt: str,
                 detail: str | None = None) -> Row:

@@ -29,11 +29,12 @@ from migrator.errors import (
     MigrationFailed,
     UsageError,
 )
-from migrator.model import AppliedMigration, Direction, Issue, Migration
+from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
 from ..base import Capabilities, Report
 from . import sources
 from .bookkeeping import VersionTable, utcnow
+from .dirty import DirtyTable
 from .handle import Handle
 from .lock import SessionLock, advisory_lock_key, file_lock, session_lock
 from .messages import cause, printable
@@ -87,7 +88,8 @@ class SqlBackend:
         self.location = self._handle.location
         self.dialect = self._handle.dialect.name
         self._books = VersionTable(version_table, name, self.location, self._handle.dialect)
-        self._steps = Steps(name, self._handle, self._books)
+        self._dirty = DirtyTable(version_table, name, self.location)
+        self._steps = Steps(name, self._handle, self._books, self._dirty)
         self._prepared = False
         self._session_lock: SessionLock | None = None  # PostgreSQL, while the lock is held
 
@@ -119,6 +121,19 @@ class SqlBackend:
         except sa.exc.DBAPIError as exc:
             raise handle.unavailable(exc) from None
 
+    def interrupted(self) -> list[InterruptedStep]:
+        """The markers of steps that ran outside a transaction and never finished (``dirty.py``)."""
+        handle = self._handle
+        path = handle.sqlite_path()
+        handle.engine()
+        if path is not None and not handle.connected and not handle.file_exists(path):
+            return []  # reading must not create the database file
+        try:
+            with handle.transaction(write=False) as conn:
+                return self._dirty.read(conn)
+        except sa.exc.DBAPIError as exc:
+            raise handle.unavailable(exc) from None
+
     def prepare(self) -> None:
         if self._prepared:
             return
@@ -137,11 +152,16 @@ class SqlBackend:
         self._prepared = True
 
     def stamp(self, migrations: Sequence[Migration]) -> None:
+        """Record ``migrations`` without running them, and clear every interrupted marker in the same transaction."""
         if not migrations:
+            if self.interrupted():
+                with self._writing("stamp") as conn:
+                    self._dirty.clear_all(conn)
             return
         self.prepare()
         with self._writing("stamp") as conn:
             self._books.stamp(conn, self._handle.cursor, migrations)
+            self._dirty.clear_all(conn)
 
     def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
         """Nothing: the version table is the only record of a SQL database's version."""
@@ -153,6 +173,7 @@ class SqlBackend:
         self.prepare()
         with self._writing("unstamp") as conn:
             self._books.remove(conn, self._handle.cursor, [m.version for m in migrations])
+            self._dirty.clear_all(conn)
 
     def record_checksums(self, migrations: Sequence[Migration]) -> None:
         if not migrations:

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from migrator.errors import ConfigError
-from migrator.model import DATABASE_LINE, AppliedMigration, Issue, Migration
+from migrator.model import DATABASE_LINE, AppliedMigration, InterruptedStep, Issue, Migration
 
 from .. import missing_dependency
 from ..base import Capabilities
 from . import sources
+from .dirty import COLUMNS as MARKER_COLUMNS
+from .dirty import marker_table, step_of
 from .timestamps import to_datetime
 
 if TYPE_CHECKING:
@@ -91,6 +93,13 @@ class SqliteFront:
                 return records
         return self.full().applied()
 
+    def interrupted(self) -> list[InterruptedStep]:
+        if self._full is None:
+            steps = self._read_markers()
+            if steps is not None:
+                return steps
+        return self.full().interrupted()
+
     def drift(self, migrations: Sequence[Migration], applied: Sequence[AppliedMigration]) -> Sequence[Issue]:
         """Nothing, as for ``SqlBackend``: the version table is the only record of a SQL database's version."""
         return ()
@@ -103,6 +112,41 @@ class SqliteFront:
         if attribute.startswith("__"):
             raise AttributeError(attribute)
         return getattr(self.full(), attribute)
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """A read-only connection to the file; None when SqlBackend must answer (or there is no file: see callers)."""
+        try:
+            if not self._path.is_file():
+                return None
+            uri = f"file:{quote(str(self._path.absolute()))}?mode=ro"
+            return sqlite3.connect(uri, uri=True, isolation_level=None)
+        except (OSError, sqlite3.Error):
+            return None
+
+    def _read_markers(self) -> list[InterruptedStep] | None:
+        """The marker rows of ``dirty.py``; None when SqlBackend must answer."""
+        try:
+            if not self._path.exists():
+                return []
+        except OSError:
+            return None
+        conn = self._connect()
+        if conn is None:
+            return None
+        try:
+            table = '"' + marker_table(self.version_table) + '"'
+            columns = {str(row[1]).lower() for row in conn.execute(f"PRAGMA main.table_info({table})")}
+            if not columns:
+                return []
+            if not set(MARKER_COLUMNS) <= columns:
+                return None  # not migrator's table: SqlBackend words the refusal
+            cursor = conn.execute(f"SELECT {', '.join(MARKER_COLUMNS)} FROM {table} ORDER BY started_at, version")
+            rows = [dict(zip(MARKER_COLUMNS, row, strict=True)) for row in cursor]
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
+        return [step_of(row) for row in rows]
 
     def _read(self) -> list[AppliedMigration] | None:
         """The version table's records; None when SqlBackend must answer (it words every error)."""

@@ -5,18 +5,21 @@ The failure wording of both paths lives here.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from migrator.errors import LockLost, MigrationFailed
-from migrator.model import DATABASE_LINE, AppliedMigration, Direction, Migration
+from migrator import interruptions
+from migrator.errors import LockLost, MigrationFailed, MigratorError
+from migrator.model import DATABASE_LINE, AppliedMigration, Direction, InterruptedStep, Migration
 
 from ..base import Report
 from . import split as sqlsplit
 from .bookkeeping import VersionTable
 from .database import Database
+from .dirty import DirtyTable
 from .handle import Handle
 from .messages import StepError, TransactionControlRefused, cause, first_line, line_in
 from .sources import PythonCode, SqlCode
@@ -33,10 +36,11 @@ def no_guard(conn: sa.Connection, migration: Migration, direction: Direction, ra
 class Steps:
     """Applies loaded migrations of one backend through its handle and version table."""
 
-    def __init__(self, backend: str, handle: Handle, books: VersionTable) -> None:
+    def __init__(self, backend: str, handle: Handle, books: VersionTable, dirty: DirtyTable | None = None) -> None:
         self._backend = backend
         self._handle = handle
         self._books = books
+        self._dirty = dirty if dirty is not None else DirtyTable(books.name)
 
     def apply(self, migration: Migration, direction: Direction, report: Report,
               guard: Guard = no_guard) -> AppliedMigration | None:
@@ -112,49 +116,86 @@ class Steps:
         guard: Guard,
     ) -> AppliedMigration | None:
         handle = self._handle
-        conn = handle.fresh_connection()
         report(f"{what} runs outside a transaction")
+        # the re-read right before the body, and the marker (backends/sql/dirty.py), committed together
+        try:
+            with handle.transaction(write=True) as conn:
+                guard(conn, migration, direction, False)
+                self._dirty.mark(conn, migration, direction)
+        except MigratorError:  # LockLost; a table of the marker's name that is not migrator's (ConfigError)
+            raise
+        except Exception as exc:
+            why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
+            raise self._failed(migration, f"{what}: marking it as started in {self._dirty.name} failed: "
+                                          f"{handle.scrub(why)}; nothing was run") from exc
+        conn = handle.fresh_connection()
         handle.begin_sql = None  # SQLite: no BEGIN, every statement commits by itself
         previous_isolation = None
         if handle.dialect.autocommit_isolation:
             previous_isolation = conn.get_isolation_level()
             conn.execution_options(isolation_level="AUTOCOMMIT")
         started = time.perf_counter()
+        failure: Exception | SystemExit | None = None
         try:
-            guard(conn, migration, direction, False)  # the re-read right before the body
             with conn.begin():
                 self._run_body(conn, code, direction)
-        except LockLost:
-            raise
         except (Exception, SystemExit) as exc:
-            if isinstance(exc, StepError):
-                message = exc.message
-                kept = (f"statements 1 to {exc.done} stay applied" if exc.done > 1 else
-                        "statement 1 stays applied" if exc.done == 1 else "nothing was applied")
-            else:
-                message = _body_failure(code, direction, exc)
-                kept = "its changes before the error stay applied"
-            if isinstance(code, SqlCode):
-                how = "the file runs without a transaction (-- migrator: no-transaction)"
-            else:
-                how = "the migration runs without a transaction (transactional = False)"
-            version = "is not recorded" if direction is Direction.UP else "stays recorded"
-            raise self._failed(
-                migration, f"{what}: {handle.scrub(message)}; not atomic: {how}, so {kept} and the version {version}"
-            ) from exc
+            failure = exc
         finally:
             if previous_isolation is not None:
                 conn.execution_options(isolation_level=previous_isolation)
+        if failure is not None:
+            raise self._not_atomic(migration, code, direction, what, failure) from failure
         duration_ms = round((time.perf_counter() - started) * 1000)
         try:
             with handle.transaction(write=True) as conn:
                 guard(conn, migration, direction, True)
-                return self._record(conn, migration, direction, duration_ms)
+                record = self._record(conn, migration, direction, duration_ms)
+                self._dirty.clear(conn, migration)
+                return record
         except LockLost:
             raise
         except Exception as exc:
             why = exc.message if isinstance(exc, StepError) else cause(exc)
-            raise self._failed(migration, f"{what}: ran, but {handle.scrub(why)}") from exc
+            message = f"{what}: ran, but {handle.scrub(why)}"
+            raise self._failed(migration, self._left_marked(migration, direction, message)) from exc
+
+    def _not_atomic(self, migration: Migration, code: PythonCode | SqlCode, direction: Direction, what: str,
+                    exc: Exception | SystemExit) -> MigrationFailed:
+        """The failure of a body that ran outside a transaction: what stays applied, and its marker's fate."""
+        handle = self._handle
+        if isinstance(exc, StepError):
+            message = exc.message
+            kept = (f"statements 1 to {exc.done} stay applied" if exc.done > 1 else
+                    "statement 1 stays applied" if exc.done == 1 else "nothing was applied")
+        else:
+            message = _body_failure(code, direction, exc)
+            kept = "its changes before the error stay applied"
+        if isinstance(code, SqlCode):
+            how = "the file runs without a transaction (-- migrator: no-transaction)"
+        else:
+            how = "the migration runs without a transaction (transactional = False)"
+        version = "is not recorded" if direction is Direction.UP else "stays recorded"
+        text = f"{what}: {handle.scrub(message)}; not atomic: {how}, so {kept} and the version {version}"
+        if isinstance(exc, StepError) and exc.done == 0:  # its first statement failed: the database is unchanged
+            with contextlib.suppress(Exception), handle.transaction(write=True) as conn:
+                self._dirty.clear(conn, migration)
+            return self._failed(migration, text)
+        return self._failed(migration, self._left_marked(migration, direction, text, handle.scrub(message)))
+
+    def _left_marked(self, migration: Migration, direction: Direction, text: str, error: str | None = None) -> str:
+        """``text`` and the way out; the failure is noted on the step's marker, which stays (best effort)."""
+        handle = self._handle
+        other = 0
+        try:
+            with handle.transaction(write=True) as conn:
+                self._dirty.failed(conn, migration, error or text)
+                other = self._dirty.other_version(conn, migration.version)
+        except Exception:  # the connection is gone: the marker stays as it was, and says so just the same
+            pass
+        step = InterruptedStep(migration.version, migration.name, direction=direction)
+        return (f"{text}; it is marked as interrupted in {self._dirty.name}, and upgrade and rollback refuse to run "
+                f"until it is settled: {interruptions.way_out(self._backend, step, other)}")
 
     def _run_body(self, conn: sa.Connection, code: PythonCode | SqlCode, direction: Direction) -> None:
         handle = self._handle
