@@ -65,6 +65,11 @@ class Harness(ABC):
     @abstractmethod
     def spec(self) -> Spec: ...
 
+    @property
+    def secrets(self) -> list[str]:
+        """What must never be printed: passwords, secret keys."""
+        return []
+
     def backend(self) -> Backend:
         """A new backend object on this set-up's database (closed when the test ends)."""
         made = open_backend(self.spec)
@@ -159,6 +164,13 @@ class SqlHarness(Harness):
     @property
     def spec(self) -> Spec:
         return {"kind": "sql", "url": self.url, "migrations": str(self.migrations)}
+
+    @property
+    def secrets(self) -> list[str]:
+        import sqlalchemy as sa
+
+        password = sa.make_url(self.url).password
+        return [str(password)] if password else []
 
     def write_ok(self, version: int) -> Path:
         create = 'db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")' if version == 1 else "pass"
@@ -258,6 +270,10 @@ class LanceHarness(Harness):
     @property
     def spec(self) -> Spec:
         return {"kind": "lancedb", "uri": self.uri, "options": self.options, "migrations": str(self.migrations)}
+
+    @property
+    def secrets(self) -> list[str]:
+        return [v for k, v in self.options.items() if "secret" in k]
 
     def write_ok(self, version: int) -> Path:
         body = ('db.create_table("items", data=pa.table({"id": pa.array([1], pa.int64())}))' if version == 1 else

@@ -84,6 +84,13 @@ def stop(process: subprocess.Popen[str]) -> None:
 # -- reading ------------------------------------------------------------------------------------------------------
 
 
+def test_the_backend_satisfies_the_protocol_and_its_location_hides_secrets(harness: Harness) -> None:
+    backend = harness.backend()
+    assert isinstance(backend, Backend)
+    assert backend.name == "contract" and backend.type and backend.location
+    assert not any(secret in backend.location for secret in harness.secrets)
+
+
 def test_a_fresh_read_creates_nothing(harness: Harness) -> None:
     before = harness.footprint()
     assert list(harness.backend().applied()) == []
@@ -131,8 +138,8 @@ def test_stamp_records_without_running_anything(harness: Harness) -> None:
         backend.stamp(found[:1])  # already recorded: nothing new
     assert harness.user_data() == {}
     applied = harness.backend().applied()
-    assert [(a.version, a.checksum) for a in sorted(applied, key=lambda a: a.version)] == [
-        (m.version, m.checksum) for m in found
+    assert [(a.version, a.checksum, a.duration_ms) for a in sorted(applied, key=lambda a: a.version)] == [
+        (m.version, m.checksum, None) for m in found  # nothing ran: no duration
     ]
 
 
@@ -182,10 +189,23 @@ def test_a_failed_apply_keeps_the_data_the_version_and_the_bookkeeping(harness: 
     with pytest.raises(MigrationFailed) as failed:
         upgrade(harness.backend())
     assert FAILURE in str(failed.value) and path.name in str(failed.value)
-    assert failed.value.version == 2
+    assert (failed.value.backend, failed.value.version) == ("contract", 2)
     assert harness.user_data() == data
     assert harness.version_rows() == rows
     assert harness.backend().applied() == applied
+
+
+def test_a_failed_migration_applies_once_its_file_is_fixed(harness: Harness) -> None:
+    harness.write_ok(1)
+    upgrade(harness.backend())
+    broken = harness.write_failing(2)
+    with pytest.raises(MigrationFailed):
+        upgrade(harness.backend())
+    broken.unlink()  # the failed attempt left nothing behind that stops the fixed file
+    harness.write_ok(2)
+    upgrade(harness.backend())
+    assert versions(harness.backend().applied()) == [1, 2]
+    assert list(harness.user_data()["items"][1]) == [(1,), (2,)]
 
 
 def test_a_step_killed_half_way_is_reported_by_the_next_run(harness: Harness, tmp_path: Path) -> None:
@@ -236,8 +256,10 @@ def test_the_lock_excludes_another_process_and_names_it(harness: Harness) -> Non
     finally:
         stop(holder)
     message = str(timed_out.value)
-    assert message.startswith(backend.name) and "\n" not in message  # the backend is named
-    assert f"pid {holder.pid}" in message  # the holder is named
+    assert message.startswith(backend.name) and "\n" not in message  # the backend is named ...
+    assert backend.location in message  # ... and its database ...
+    assert f"pid {holder.pid}" in message  # ... and the holder
+    assert not any(secret in message for secret in harness.secrets)
 
 
 def test_the_lock_is_free_again_once_its_holder_lets_go(harness: Harness) -> None:
