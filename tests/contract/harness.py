@@ -51,6 +51,7 @@ class Harness(ABC):
     """What the contract suite needs to know about one adapter set-up."""
 
     name: str
+    line: str                     # the version line the migrations below are on ("" for one line per database)
     backs_up: bool                # backup() makes a real backup (else: UsageError naming the backend)
     interrupted_skip: str | None  # why "an interrupted step is reported" cannot run here yet (None: it runs)
 
@@ -153,6 +154,7 @@ def _sql_user_data(url: str) -> dict[str, Any]:
 
 
 class SqlHarness(Harness):
+    line = ""
     backs_up = False
     interrupted_skip = ("needs the interrupted marker of non-atomic SQL migrations (issue 15 section 1, being "
                         "built on branch dirty): today a step killed outside a transaction leaves no trace")
@@ -259,6 +261,7 @@ BOOKKEEPING = ("table_migrations", "table_migrations_history")
 
 
 class LanceHarness(Harness):
+    line = "items"
     backs_up = True
     interrupted_skip = None
 

@@ -189,7 +189,7 @@ def test_a_failed_apply_keeps_the_data_the_version_and_the_bookkeeping(harness: 
     with pytest.raises(MigrationFailed) as failed:
         upgrade(harness.backend())
     assert FAILURE in str(failed.value) and path.name in str(failed.value)
-    assert (failed.value.backend, failed.value.version) == ("contract", 2)
+    assert (failed.value.backend, failed.value.line, failed.value.version) == ("contract", harness.line, 2)
     assert harness.user_data() == data
     assert harness.version_rows() == rows
     assert harness.backend().applied() == applied
