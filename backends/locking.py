@@ -1,7 +1,7 @@
 """The lock wait, written once: each lock supplies only its ``try_once``.
 
-Used by the SQL adapter's SQLite file lock and PostgreSQL advisory lock; the
-LanceDB locks can adopt it too.
+Used by the SQL adapter's SQLite file lock and PostgreSQL advisory lock, and by
+the LanceDB folder lock and leased object lock (``backends/lancedb/lock.py``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ def wait_for(
     timeout: float,
     timed_out: Callable[[], BaseException],
     pause: float = FIRST_PAUSE_SECONDS,
+    longest: float = LONGEST_PAUSE_SECONDS,
 ) -> None:
-    """Call ``try_once`` until it returns True; raise ``timed_out()`` once ``timeout`` seconds have passed."""
+    """Call ``try_once`` until it returns True; raise ``timed_out()`` once ``timeout`` seconds have passed.
+
+    ``try_once`` is always called at least once (a zero or negative timeout is one try). The pause between tries
+    starts at ``pause`` and grows by half each time up to ``longest`` (an object store is asked less often).
+    """
     deadline = time.monotonic() + timeout
     while not try_once():
         if time.monotonic() >= deadline:
             raise timed_out()
         time.sleep(pause)
-        pause = min(pause * 1.5, LONGEST_PAUSE_SECONDS)
+        pause = min(pause * 1.5, longest)
 
 
 def try_flock(fd: int) -> bool:

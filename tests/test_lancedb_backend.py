@@ -1,9 +1,13 @@
-"""The LanceDB adapter through the Backend protocol: discovery, bookkeeping, adoption, failures, threads, locks."""
+"""The LanceDB adapter through the Backend protocol: discovery, bookkeeping, adoption, failures, threads, locks.
+
+What every adapter must do (a fresh read creates nothing, prepare, stamp/unstamp, checksums, a failure keeps
+everything, an interrupted step is reported, the lock, backup, close) is tested once for all adapters, on a folder
+and on S3, in tests/contract; this file keeps what is specific to LanceDB.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import lancedb
@@ -25,7 +29,7 @@ from migrator.backends.lancedb import LanceBackend, LanceStep, create
 from migrator.backends.lancedb.bookkeeping import EVENT_STARTED, Bookkeeping, Row, now_ms
 from migrator.backends.lancedb.lock import LOCK_NAME
 from migrator.config import BackendConfig
-from migrator.errors import LoaderError, LockTimeout, MigrationFailed
+from migrator.errors import LoaderError, MigrationFailed
 from migrator.lancedb import table_stamp
 from migrator.loader import checksum
 from migrator.model import Direction
@@ -341,23 +345,6 @@ def test_failure_in_the_middle_of_a_line_restores_that_table_only(tmp_path: Path
     assert assert_seed_view_true(tmp_path / "db") == {"t": 1, "u": 2}  # not the version that failed
 
 
-def test_direct_apply_raises_migration_failed_naming_table_version_cause(tmp_path: Path) -> None:
-    b = make(tmp_path, FAILING)
-    upgrade(b, to=1)
-    step = next(m for m in b.discover() if (m.line, m.version) == ("t", 2))
-    with pytest.raises(MigrationFailed) as err:
-        b.apply(step, Direction.UP, lambda line: None)
-    assert (err.value.line, err.value.version, err.value.backend) == ("t", 2, "vectors")
-    assert "RuntimeError: boom in the middle" in str(err.value) and "002_t.py" in str(err.value)
-    # fix the file: the next run applies it (the failed attempt left nothing behind)
-    write_files(tmp_path / "migrations",
-                {"002_t.py": FAILING["002_t.py"].replace('raise RuntimeError("boom in the middle")', "pass")})
-    (tmp_path / "migrations" / "003_t.py").unlink()
-    upgrade(make(tmp_path, {}))
-    db = lancedb.connect(str(tmp_path / "db"))
-    assert db.open_table("t").count_rows() == 2 and table_stamp(db, "t") == 2
-
-
 def test_a_failed_creation_drops_the_table_it_created(tmp_path: Path) -> None:
     b = make(tmp_path, {"001_x.py": '''
         import pyarrow as pa
@@ -423,43 +410,10 @@ def test_parallel_apply_from_two_threads_on_different_tables(tmp_path: Path) -> 
     assert seed_view(tmp_path / "db") == {"alpha": 5, "beta": 5}
 
 
-def test_stamp_and_unstamp_run_nothing(tmp_path: Path) -> None:
-    b = make(tmp_path, {"001_s.py": '''
-        from migrator.lancedb import migration
-
-        @migration(table="s", version=1)
-        def one(db):
-            raise AssertionError("stamp must not run me")
-
-        @migration(table="s", version=2)
-        def two(db):
-            raise AssertionError("stamp must not run me")
-    '''})
-    migrations = list(b.discover())
-    with b.lock(1):
-        b.prepare()
-        b.stamp(migrations)
-    applied = b.applied()
-    assert by_line(applied) == {"s": [1, 2]}
-    assert all(a.extra["event"] == "stamped" and a.checksum for a in applied)
-    b.unstamp(migrations[1:])
-    assert by_line(b.applied()) == {"s": [1]}
-    b.unstamp(migrations)
-    assert b.applied() == []
-
-
-def test_lock_is_exclusive_and_times_out_naming_backend_and_uri(tmp_path: Path) -> None:
-    first = make(tmp_path, TWO_TABLES)
-    second = make(tmp_path, TWO_TABLES)
-    with first.lock(1):
+def test_the_lock_is_a_file_in_the_folder_and_creates_no_bookkeeping(tmp_path: Path) -> None:
+    """Exclusion, the timeout naming the holder and the release: tests/contract (every adapter)."""
+    with make(tmp_path, TWO_TABLES).lock(1):
         assert (tmp_path / "db" / LOCK_NAME).exists()
-        started = time.monotonic()
-        with pytest.raises(LockTimeout) as err, second.lock(0.3):
-            pass
-        assert time.monotonic() - started >= 0.25
-        assert "vectors" in str(err.value) and str(tmp_path / "db") in str(err.value)
-    with second.lock(0.3):  # released
-        pass
     assert "table_migrations" not in lancedb.connect(str(tmp_path / "db")).list_tables().tables
 
 

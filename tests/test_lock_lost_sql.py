@@ -404,3 +404,21 @@ def test_a_lent_engines_session_gets_its_idle_timeout_back_when_the_lock_wait_ti
     finally:
         holder.close()
         engine.dispose()
+
+
+def test_a_lent_engines_session_gets_its_application_name_back_when_the_lock_is_released(
+    postgres_url: str, counter_dir: Path
+) -> None:
+    engine = sa.create_engine(postgres_url, pool_size=1, max_overflow=0, connect_args={"application_name": "my-app"})
+    watcher = sa.create_engine(postgres_url)
+    try:
+        backend = SqlBackend("db", engine, counter_dir)
+        with backend.lock(5), watcher.connect() as other:  # the lock's session names its holder meanwhile ...
+            names = other.exec_driver_sql("SELECT application_name FROM pg_stat_activity").scalars().all()
+        backend.close()
+        assert any(name.startswith("migrator: pid ") for name in names)
+        with engine.connect() as conn:  # ... and gives the app its own name back
+            assert conn.exec_driver_sql("SHOW application_name").scalar() == "my-app"
+    finally:
+        watcher.dispose()
+        engine.dispose()

