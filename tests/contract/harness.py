@@ -53,7 +53,6 @@ class Harness(ABC):
     name: str
     line: str                     # the version line the migrations below are on ("" for one line per database)
     backs_up: bool                # backup() makes a real backup (else: UsageError naming the backend)
-    interrupted_skip: str | None  # why "an interrupted step is reported" cannot run here yet (None: it runs)
 
     def __init__(self, migrations: Path) -> None:
         self.migrations = migrations
@@ -156,8 +155,6 @@ def _sql_user_data(url: str) -> dict[str, Any]:
 class SqlHarness(Harness):
     line = ""
     backs_up = False
-    interrupted_skip = ("needs the interrupted marker of non-atomic SQL migrations (issue 15 section 1, being "
-                        "built on branch dirty): today a step killed outside a transaction leaves no trace")
 
     def __init__(self, migrations: Path, url: str) -> None:
         super().__init__(migrations)
@@ -263,7 +260,6 @@ BOOKKEEPING = ("table_migrations", "table_migrations_history")
 class LanceHarness(Harness):
     line = "items"
     backs_up = True
-    interrupted_skip = None
 
     def __init__(self, migrations: Path, uri: str, options: dict[str, str] | None = None) -> None:
         super().__init__(migrations)

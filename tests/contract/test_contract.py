@@ -209,8 +209,6 @@ def test_a_failed_migration_applies_once_its_file_is_fixed(harness: Harness) -> 
 
 
 def test_a_step_killed_half_way_is_reported_by_the_next_run(harness: Harness, tmp_path: Path) -> None:
-    if harness.interrupted_skip:
-        pytest.skip(harness.interrupted_skip)
     harness.write_ok(1)
     upgrade(harness.backend())
     slow = harness.write_interruptible(2)
