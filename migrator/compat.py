@@ -15,15 +15,7 @@ from typing import Any
 
 from migrator import plan as planning
 from migrator.config import check_lance_folder
-from migrator.events import (
-    Event,
-    MigrationDone,
-    MigrationFailedEvent,
-    MigrationProgress,
-    MigrationStarted,
-    PlanReady,
-    ignore,
-)
+from migrator.events import ignore
 from migrator.model import ISSUE_MISSING, Direction
 from migrator.runner import Runner
 
@@ -67,33 +59,6 @@ class ValidationResult:
     errors: list[str] = field(default_factory=list)
 
 
-class _VerboseLog:
-    """Log lines in the spirit of the seed's: ``[migrator] memos: v1 -> v2 (add tags)``."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-
-    def __call__(self, event: Event) -> None:
-        if not self.verbose:
-            return
-        if isinstance(event, PlanReady):
-            prefix = "[dry run] would run" if event.dry_run else "running"
-            log.info("[migrator] %s %d migration(s)", prefix, len(event.migrations))
-            if event.dry_run:
-                for m in event.migrations:
-                    log.info("[migrator] %s: v%d (%s)", m.line, m.version, m.name)
-        elif isinstance(event, MigrationStarted):
-            m = event.migration
-            log.info("[migrator] %s: v%d -> v%d (%s)", m.line, m.version - 1, m.version, m.name)
-        elif isinstance(event, MigrationProgress):
-            log.info("[migrator] %s: %s", event.migration.line, event.message)
-        elif isinstance(event, MigrationDone):
-            log.info("[migrator] %s: now at v%d (%d ms)", event.migration.line, event.migration.version,
-                     event.duration_ms)
-        elif isinstance(event, MigrationFailedEvent):
-            log.error("[migrator] %s: v%d failed: %s", event.migration.line, event.migration.version, event.error)
-
-
 class MigrationManager:
     """``MigrationManager(uri, migrations_dir, verbose=False, dry_run=False)`` for a LanceDB database."""
 
@@ -106,10 +71,9 @@ class MigrationManager:
         self.dry_run = dry_run
         self._backend = LanceBackend("lancedb", uri, Path(migrations_dir), storage_options=storage_options,
                                      lock_timeout=lock_timeout)
-        self._runner = Runner(self._backend, _VerboseLog(verbose), lock_timeout=lock_timeout)
-        if verbose and not log.handlers and not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format="%(message)s")
-            log.setLevel(logging.INFO)
+        self._runner = Runner(self._backend, lock_timeout=lock_timeout)
+        if verbose:
+            _show_log()
 
     def initialize(self) -> dict[str, int]:
         """Ensure ``table_migrations`` exists, then run every pending migration; returns ``get_status()``."""
@@ -153,6 +117,18 @@ class MigrationManager:
 
     def close(self) -> None:
         self._backend.close()
+
+
+def _show_log() -> None:
+    """``verbose=True`` (the seed's console lines): migrator's INFO records on stderr, unless the application
+    already configured logging (a handler of its own on ``migrator`` or on the root logger)."""
+    own = [h for h in log.handlers if not isinstance(h, logging.NullHandler)]
+    if not own and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[migrator] %(message)s"))
+        log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def _gaps(versions: list[int]) -> str:

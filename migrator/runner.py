@@ -8,6 +8,7 @@ the adapter allows it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, TypeVar
 
-from migrator import checksums, targets
+from migrator import checksums, logsink, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import LockLost, MigrationFailed, UsageError
@@ -176,8 +177,11 @@ class Runner:
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        """Tell the listener; a listener that fails (a closed stdout pipe) is dropped, the run goes on."""
+        """Log the event (:mod:`migrator.logsink`) and tell the listener; a listener that fails (a closed stdout
+        pipe) is dropped, the run goes on."""
         with self._emit_lock:
+            with contextlib.suppress(Exception):  # a broken logging filter never stops a migration
+                logsink.log_event(event)
             try:
                 self._listener(event)
             except (Exception, SystemExit):
