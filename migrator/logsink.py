@@ -86,6 +86,7 @@ def _plan(event: PlanReady) -> None:
         return
     count = len(event.migrations)
     verb = "apply" if event.direction is Direction.UP else "revert"
+    args: tuple[Any, ...]
     if count == 0:
         text, args = "%s: nothing to %s", (event.backend, verb)
     else:
