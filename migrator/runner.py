@@ -124,11 +124,12 @@ class Runner:
         return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast, backup=backup)
 
     def rollback(self, target: int | str | Target, *, line: str | None = None, dry_run: bool = False,
-                 backup: bool = False) -> RunResult:
+                 backup: bool = False, migrations: Sequence[Migration] | None = None) -> RunResult:
+        """``migrations``: the declared migrations, when they do not come from ``discover`` (a list in code)."""
         goal = targets.rollback_target(target)
         if not self.backend.capabilities.reversible:
             raise UsageError(f"{self.backend.name}: {self.backend.type} backends cannot roll back")
-        migrations = self.backend.discover()
+        migrations = self.backend.discover() if migrations is None else migrations
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
