@@ -96,7 +96,7 @@ def test_an_item_edited_after_it_was_applied_is_refused(tmp_path: Path) -> None:
     MigrationRunner(url).run_migrations(SEED_LIST[:1])
     edited = [{**SEED_LIST[0], "up": "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, extra TEXT);"},
               SEED_LIST[1]]
-    with pytest.raises(MigratorError, match="001_create users.*edited"):
+    with pytest.raises(MigratorError, match=r"001_create users.*edited"):
         MigrationRunner(url).run_migrations(edited)
     assert recorded(tmp_path / "app.db") == [(1, "create users")]
 
