@@ -96,6 +96,18 @@ def test_a_dict_that_is_not_a_dict_is_refused(tmp_path: Path) -> None:
         Migrator.from_dict([("backends", {})])  # type: ignore[arg-type]
 
 
+def test_a_pyproject_shaped_dict_is_read_and_its_keys_named_with_the_prefix(tmp_path: Path) -> None:
+    sql_folder(tmp_path, 1)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    Migrator.from_dict({"tool": {"migrator": {"backends": {"db": {"type": "sql", "url": url}}}}},
+                       base=tmp_path).upgrade()
+    assert "t1" in tables(url)
+    with pytest.raises(ConfigError, match=r"^Migrator\.from_dict: 'tool\.migrator\.default_backend' names 'nope', "
+                                          r"which is not configured \(configured: db\)$"):
+        Migrator.from_dict({"tool": {"migrator": {"default_backend": "nope",
+                                                  "backends": {"db": {"type": "sql", "url": url}}}}}, base=tmp_path)
+
+
 def test_env_variables_expand_as_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sql_folder(tmp_path, 1)
     monkeypatch.setenv("NOTES_DB", str(tmp_path / "from-env.db"))
