@@ -158,6 +158,17 @@ def test_a_sqlite3_connection_is_migrated_and_stays_open(sqlite_project: Project
         conn.close()
 
 
+def test_an_in_memory_sqlite3_connection_is_migrated_in_place() -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        assert MigrationRunner(conn).run_migrations(SEED_LIST) == [1, 2]
+        assert [r[1] for r in conn.execute("PRAGMA table_info(users)")] == ["id", "email", "name"]
+        assert MigrationRunner(conn).rollback(1, SEED_LIST) == [2]
+        assert [r[1] for r in conn.execute("PRAGMA table_info(users)")] == ["id", "email"]
+    finally:
+        conn.close()
+
+
 def test_a_closed_sqlite3_connection_is_refused_naming_the_argument(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "app.db")
     conn.close()
