@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from migrator.errors import (
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from migrator.compat import MigrationManager, MigrationRunner
 
 __version__ = "0.1.0"
+
+# Records go to the application's logging configuration; the library itself installs no handler
+# (and Python's last-resort handler does not print migrator's warnings and errors on stderr).
+logging.getLogger("migrator").addHandler(logging.NullHandler())
 
 __all__ = [
     "BackendUnavailable",

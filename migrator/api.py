@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migrator import crossplan, crossrun, interruptions, scaffold
 from migrator import plan as planning
 from migrator.backends import open_backend
-from migrator.config import BackendConfig, Config, load_config
+from migrator.config import BackendConfig, Config, load_config, load_dict
 from migrator.errors import UsageError
 from migrator.events import Listener, ignore
 from migrator.model import (
@@ -55,6 +56,16 @@ class Migrator:
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, *, listener: Listener = ignore) -> Migrator:
         return cls(load_config(path), listener)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None,
+                  listener: Listener = ignore) -> Migrator:
+        """The config's keys as a dict; relative paths against ``base`` (default: the working directory).
+
+        A SQLAlchemy ``Engine`` or ``sqlite3.Connection`` may stand in for a SQL backend's ``url``, a lancedb
+        connection for a LanceDB backend's ``uri``: migrator uses it and never disposes or closes it.
+        """
+        return cls(load_dict(data, base=base), listener)
 
     @property
     def backend_names(self) -> list[str]:

@@ -9,56 +9,109 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migrator import handles
 from migrator import plan as planning
 from migrator.config import check_lance_folder
-from migrator.events import (
-    Event,
-    MigrationDone,
-    MigrationFailedEvent,
-    MigrationProgress,
-    MigrationStarted,
-    PlanReady,
-    ignore,
-)
-from migrator.model import ISSUE_MISSING, Direction
+from migrator.errors import UsageError
+from migrator.events import ignore
+from migrator.model import ISSUE_MISSING, Direction, Migration
 from migrator.runner import Runner
 
 log = logging.getLogger("migrator")
 
 
 class MigrationRunner:
-    """``MigrationRunner(url_or_engine, migrations_dir)``: one SQL database, one folder."""
+    """``MigrationRunner(url_or_engine, migrations_dir)``: one SQL database, one folder (or list) of migrations.
 
-    def __init__(self, url_or_engine: Any, migrations_dir: str | os.PathLike[str], *,
-                 version_table: str = "migrations", lock_timeout: float = 60.0) -> None:
+    ``url_or_engine``: a SQLAlchemy URL (string or ``URL``), an ``Engine``, a ``sqlite3.Connection`` or the path
+    of a SQLite file (a ``Path``); an Engine or connection stays the application's: never disposed or closed.
+    ``migrations_dir``: a folder, or the seed's list of migrations (see :mod:`migrator.backends.sql.listed`);
+    ``run_migrations`` and ``rollback`` also take either, for that call.
+    """
+
+    def __init__(self, url_or_engine: Any, migrations_dir: Any = None, *, version_table: str = "migrations",
+                 lock_timeout: float = 60.0) -> None:
         from migrator.backends.sql import SqlBackend
 
-        self._backend = SqlBackend("sql", url_or_engine, Path(migrations_dir), version_table=version_table,
-                                   lock_timeout=lock_timeout)
+        where = "MigrationRunner"
+        self._source = _source_argument(migrations_dir, f"{where}: migrations_dir", optional=True)
+        if not isinstance(version_table, str):
+            raise UsageError(f"{where}: version_table must be a string, not {type(version_table).__name__}")
+        folder = self._source if isinstance(self._source, Path) else Path("<no migrations folder>")
+        self._backend = SqlBackend("sql", _sql_target(url_or_engine, f"{where}: url_or_engine"), folder,
+                                   version_table=version_table, lock_timeout=lock_timeout)
         self._runner = Runner(self._backend, ignore, lock_timeout=lock_timeout)
 
     def get_current_version(self) -> int:
         """The newest applied version (0 when nothing is applied)."""
         return max((r.version for r in self._backend.applied()), default=0)
 
-    def run_migrations(self, to: int | None = None) -> list[int]:
-        """Apply every pending migration (up to ``to``); returns the versions applied."""
-        result = self._runner.upgrade(to=to)
+    def run_migrations(self, migrations: Any = None, to: int | str | None = None) -> list[int]:
+        """Apply every pending migration (up to ``to``); returns the versions applied.
+
+        ``migrations``: a folder or a list of migrations for this call (default: the ``migrations_dir``)."""
+        result = self._runner.upgrade(to=to, migrations=self._declared(migrations, "run_migrations"))
         result.raise_if_failed()
         return [step.migration.version for step in result.steps]
 
-    def rollback(self, target_version: int) -> list[int]:
+    def rollback(self, target_version: int | str, migrations: Any = None) -> list[int]:
         """Undo every applied version above ``target_version``; returns the versions undone."""
-        result = self._runner.rollback(target_version)
+        result = self._runner.rollback(target_version, migrations=self._declared(migrations, "rollback"))
         result.raise_if_failed()
         return [step.migration.version for step in result.steps]
+
+    def _declared(self, migrations: Any, method: str) -> Sequence[Migration] | None:
+        """The declared migrations of a call: None (the folder's, discovered by the runner) or the list's."""
+        where = f"MigrationRunner.{method}"
+        source = _source_argument(migrations, f"{where}: migrations", optional=True) if migrations is not None \
+            else self._source
+        if source is None:
+            raise UsageError(f"{where}: no migrations: pass a folder or a list of migrations "
+                             "(or give MigrationRunner a migrations_dir)")
+        if isinstance(source, Path):
+            if source == self._backend.migrations_dir:
+                return None
+            from migrator.backends.sql import sources
+
+            return sources.discover(source)
+        from migrator.backends.sql.listed import from_list
+
+        return from_list(source, self._backend.dialect, where)
 
     def close(self) -> None:
         self._backend.close()
+
+
+def _source_argument(value: Any, where: str, *, optional: bool) -> Path | Sequence[Any] | None:
+    """A folder (str / PathLike) as a Path, a list of migrations as it is; anything else refused naming ``where``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if not isinstance(text, str) or not text:
+            raise UsageError(f"{where} must be a folder or a list of migrations, not {value!r}")
+        return Path(text)
+    if isinstance(value, (list, tuple)):
+        return value
+    raise UsageError(f"{where} must be a folder (a string or a path) or a list of migrations, "
+                     f"not {type(value).__name__}")
+
+
+def _sql_target(value: Any, where: str) -> Any:
+    """What ``SqlBackend`` takes for ``url_or_engine``: a path becomes a SQLite URL; wrong types are refused."""
+    if isinstance(value, os.PathLike):
+        from sqlalchemy.engine import URL
+
+        return URL.create("sqlite", database=os.fspath(Path(value).absolute()))
+    if isinstance(value, str) or (type(value).__name__ == "URL" and type(value).__module__.startswith("sqlalchemy")):
+        return value
+    handles.sql_location(value, where)  # refuses anything but an Engine or a sqlite3.Connection
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,49 +120,58 @@ class ValidationResult:
     errors: list[str] = field(default_factory=list)
 
 
-class _VerboseLog:
-    """Log lines in the spirit of the seed's: ``[migrator] memos: v1 -> v2 (add tags)``."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-
-    def __call__(self, event: Event) -> None:
-        if not self.verbose:
-            return
-        if isinstance(event, PlanReady):
-            prefix = "[dry run] would run" if event.dry_run else "running"
-            log.info("[migrator] %s %d migration(s)", prefix, len(event.migrations))
-            if event.dry_run:
-                for m in event.migrations:
-                    log.info("[migrator] %s: v%d (%s)", m.line, m.version, m.name)
-        elif isinstance(event, MigrationStarted):
-            m = event.migration
-            log.info("[migrator] %s: v%d -> v%d (%s)", m.line, m.version - 1, m.version, m.name)
-        elif isinstance(event, MigrationProgress):
-            log.info("[migrator] %s: %s", event.migration.line, event.message)
-        elif isinstance(event, MigrationDone):
-            log.info("[migrator] %s: now at v%d (%d ms)", event.migration.line, event.migration.version,
-                     event.duration_ms)
-        elif isinstance(event, MigrationFailedEvent):
-            log.error("[migrator] %s: v%d failed: %s", event.migration.line, event.migration.version, event.error)
-
-
 class MigrationManager:
-    """``MigrationManager(uri, migrations_dir, verbose=False, dry_run=False)`` for a LanceDB database."""
+    """``MigrationManager(uri, migrations_dir, verbose=False, dry_run=False)`` for a LanceDB database.
 
-    def __init__(self, uri: str, migrations_dir: str | os.PathLike[str], verbose: bool = False,
+    ``uri``: a local folder or object-storage URI, or the application's own lancedb connection (used, never
+    closed; its URI and storage options are taken from it).
+    """
+
+    def __init__(self, uri: Any, migrations_dir: str | os.PathLike[str], verbose: bool = False,
                  dry_run: bool = False, *, storage_options: dict[str, str] | None = None,
                  lock_timeout: float = 60.0) -> None:
         from migrator.backends.lancedb import LanceBackend
 
-        check_lance_folder(str(uri), "MigrationManager")
+        where = "MigrationManager"
+        connection = None
+        if handles.lance_location(uri, f"{where}: uri") is not None:
+            connection, uri = uri, uri.uri
+        uri = os.fspath(uri)
+        if not isinstance(uri, str) or not uri:
+            raise UsageError(f"{where}: uri must be a LanceDB URI or folder, not {uri!r}")
+        folder = _source_argument(migrations_dir, f"{where}: migrations_dir", optional=False)
+        if not isinstance(folder, Path):
+            raise UsageError(f"{where}: migrations_dir must be a folder (a string or a path), not "
+                             f"{type(migrations_dir).__name__}")
+        for name, flag in (("verbose", verbose), ("dry_run", dry_run)):
+            if not isinstance(flag, bool):
+                raise UsageError(f"{where}: {name} must be True or False, not {flag!r}")
+        check_lance_folder(uri, where)
         self.dry_run = dry_run
-        self._backend = LanceBackend("lancedb", uri, Path(migrations_dir), storage_options=storage_options,
-                                     lock_timeout=lock_timeout)
-        self._runner = Runner(self._backend, _VerboseLog(verbose), lock_timeout=lock_timeout)
-        if verbose and not log.handlers and not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format="%(message)s")
-            log.setLevel(logging.INFO)
+        self._backend = LanceBackend("lancedb", uri, folder, storage_options=storage_options,
+                                     lock_timeout=lock_timeout, connection=connection)
+        self._runner = Runner(self._backend, lock_timeout=lock_timeout)
+        if verbose:
+            _show_log()
+
+    # -- the seed's helpers over the declared migrations ---------------------------------------------------------
+
+    def get_migrations_for_table(self, table_name: str) -> list[Migration]:
+        """The migrations declared for ``table_name``, in version order ([] for a table none declares).
+
+        Each is a :class:`migrator.model.Migration`: ``version``, ``name`` (the description), ``line`` (the table).
+        """
+        _table_argument(table_name, "get_migrations_for_table")
+        return sorted((m for m in self._backend.discover() if m.line == table_name), key=lambda m: m.version)
+
+    def get_latest_version(self, table_name: str) -> int:
+        """The highest version declared for ``table_name`` (0 when none is)."""
+        _table_argument(table_name, "get_latest_version")
+        return max((m.version for m in self._backend.discover() if m.line == table_name), default=0)
+
+    def get_all_table_names(self) -> list[str]:
+        """Every table some migration declares, in the order they are first declared (file order)."""
+        return list(dict.fromkeys(m.line for m in self._backend.discover()))
 
     def initialize(self) -> dict[str, int]:
         """Ensure ``table_migrations`` exists, then run every pending migration; returns ``get_status()``."""
@@ -153,6 +215,24 @@ class MigrationManager:
 
     def close(self) -> None:
         self._backend.close()
+
+
+def _table_argument(value: Any, method: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"MigrationManager.{method}: table_name must be a table's name (a non-empty string), "
+                         f"not {value!r}")
+
+
+def _show_log() -> None:
+    """``verbose=True`` (the seed's console lines): migrator's INFO records on stderr, unless the application
+    already configured logging (a handler of its own on ``migrator`` or on the root logger)."""
+    own = [h for h in log.handlers if not isinstance(h, logging.NullHandler)]
+    if not own and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[migrator] %(message)s"))
+        log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def _gaps(versions: list[int]) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from migrator import handles
 from migrator.backends import BACKEND_TYPES
 from migrator.errors import ConfigError
 from migrator.redact import is_secret_key, mask_url, secrets_in
@@ -45,6 +46,9 @@ class BackendConfig:
     jobs: int | None = None      # lines migrated in parallel (LanceDB); None: the runner's default
     lock_lease: float | None = None  # object storage (LanceDB): seconds before a dead holder's lock is taken over
     options: Mapping[str, Any] = field(default_factory=dict)
+    # what the application handed over instead of a URL (Migrator.from_dict): a SQLAlchemy Engine or a
+    # sqlite3.Connection (sql), a lancedb connection (lancedb); migrator never disposes or closes it
+    handle: Any = field(default=None, compare=False, repr=False)
 
     @property
     def masked_location(self) -> str:
@@ -124,6 +128,30 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return _parse(section, file, prefix, environ)
 
 
+FROM_DICT = "Migrator.from_dict"
+
+
+def load_dict(data: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None,
+              env: Mapping[str, str] | None = None) -> Config:
+    """A configuration from a dict with the file's keys (``Migrator.from_dict``): same validation, same one-line
+    errors, naming ``Migrator.from_dict`` and the key. Relative paths resolve against ``base`` (default: the
+    working directory). A SQLAlchemy Engine, a sqlite3.Connection or a lancedb connection may stand in for
+    ``url`` / ``uri``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{FROM_DICT}: expects a dict of the config's keys, not {type(data).__name__}")
+    if base is not None and not isinstance(base, (str, os.PathLike)):
+        raise ConfigError(f"{FROM_DICT}: base must be a folder (a string or a path), not {type(base).__name__}")
+    if "tool" in data:  # a pyproject.toml's shape, as tomllib.load returns it
+        section = data["tool"].get("migrator") if isinstance(data["tool"], Mapping) else None
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{FROM_DICT}: no 'tool.migrator' table")
+        data, prefix = section, "tool.migrator"
+    else:
+        prefix = ""
+    folder = Path(base) if base is not None else Path.cwd()
+    return _parse(data, FROM_DICT, prefix, os.environ if env is None else env, base=folder)
+
+
 def _has_tool_migrator(pyproject: Path) -> bool:
     try:
         text = pyproject.read_text(encoding="utf-8")
@@ -151,15 +179,18 @@ def _key(prefix: str, *parts: str) -> str:
     return ".".join(p for p in (prefix, *parts) if p)
 
 
-def _parse(section: Mapping[str, Any], file: Path, prefix: str, env: Mapping[str, str]) -> Config:
+def _parse(section: Mapping[str, Any], file: Path | str, prefix: str, env: Mapping[str, str],
+           base: Path | None = None) -> Config:
+    """``file``: the config file, or what messages name instead (``Migrator.from_dict``); ``base``: where relative
+    paths start (default: the file's folder)."""
     unknown = sorted(set(section) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"{file}: unknown key {_key(prefix, unknown[0])!r}")
     backends_raw = section.get("backends", {})
-    if not isinstance(backends_raw, dict):
+    if not isinstance(backends_raw, Mapping):
         raise ConfigError(f"{file}: {_key(prefix, 'backends')!r} must be a table")
     lock_timeout = _number(section.get("lock_timeout", DEFAULT_LOCK_TIMEOUT), file, _key(prefix, "lock_timeout"))
-    base = file.parent.resolve()
+    base = (base or Path(file).parent).resolve()
     backends: dict[str, BackendConfig] = {}
     for name, raw in backends_raw.items():
         backends[name] = _parse_backend(name, raw, file, _key(prefix, "backends", name), base, env, lock_timeout)
@@ -173,13 +204,13 @@ def _parse(section: Mapping[str, Any], file: Path, prefix: str, env: Mapping[str
                 f"{file}: {_key(prefix, 'default_backend')!r} names {default!r}, which is not configured "
                 f"(configured: {known})"
             )
-    return Config(path=file, backends=backends, default_backend=default)
+    return Config(path=file if isinstance(file, Path) else None, backends=backends, default_backend=default)
 
 
 def _parse_backend(
     name: str,
     raw: Any,
-    file: Path,
+    file: Path | str,
     key: str,
     base: Path,
     env: Mapping[str, str],
@@ -187,7 +218,7 @@ def _parse_backend(
 ) -> BackendConfig:
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise ConfigError(f"{file}: backend name {name!r} in {key!r} may use only letters, digits, '_' and '-'")
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"{file}: {key!r} must be a table")
     kind_name = raw.get("type")
     if not isinstance(kind_name, str) or kind_name not in BACKEND_TYPES:
@@ -199,18 +230,25 @@ def _parse_backend(
         raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend")
     override_var = f"MIGRATOR_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_URL"
     location_key = f"{key}.{kind.location_key}"
-    if override_var in env:  # already an environment value: used as it is, `$` included
+    handle, live = _live_handle(kind_name, raw.get(kind.location_key), f"{file}: {location_key}")
+    if live is not None:  # the application's own Engine / connection: no environment override applies
+        options_key = "engine_options" if kind_name == "sql" else "storage_options"
+        if options_key in raw:
+            what = "Engine" if kind_name == "sql" else "connection"
+            raise ConfigError(f"{file}: {key}.{options_key} cannot apply to the {what} given as {location_key} "
+                              "(it is already open); configure it where it is created")
+        location = live
+    elif override_var in env:  # already an environment value: used as it is, `$` included
         location = env[override_var]
     elif kind.location_key in raw:
-        location = _expand(_string(raw[kind.location_key], file, location_key), file, location_key, env)
+        location = _text(raw[kind.location_key], file, location_key, env, paths=kind_name == "lancedb")
     else:
         raise ConfigError(f"{file}: missing key {key}.{kind.location_key}")
     location = _absolute_location(kind_name, location, base)
     if kind_name == "lancedb":
         check_lance_folder(location, f"{file}: {override_var if override_var in env else location_key}")
     migrations_key = f"{key}.migrations"
-    migrations = base / _expand(_string(raw.get("migrations", f"migrations/{name}"), file, migrations_key),
-                                file, migrations_key, env)
+    migrations = base / _text(raw.get("migrations", f"migrations/{name}"), file, migrations_key, env, paths=True)
     try:
         exists = migrations.is_dir()
     except (OSError, ValueError) as exc:
@@ -231,7 +269,7 @@ def _parse_backend(
     if lock_lease is not None:
         lock_lease = _number(lock_lease, file, f"{key}.lock_lease", positive=True)
     if "storage_options" in options:
-        if not isinstance(options["storage_options"], dict):
+        if not isinstance(options["storage_options"], Mapping):
             raise ConfigError(f"{file}: {key}.storage_options must be a table")
         options["storage_options"] = {
             k: _expand(str(v), file, f"{key}.storage_options.{k}", env) for k, v in options["storage_options"].items()
@@ -253,6 +291,7 @@ def _parse_backend(
         jobs=jobs,
         lock_lease=lock_lease,
         options=options,
+        handle=handle,
     )
 
 
@@ -266,13 +305,30 @@ def check_lance_folder(location: str, where: str) -> None:
         )
 
 
-def _string(value: Any, file: Path, key: str) -> str:
+def _live_handle(kind: str, value: Any, where: str) -> tuple[Any, str | None]:
+    """``(handle, its printable location)`` when ``value`` is a live Engine / connection, else ``(None, None)``."""
+    if value is None:
+        return None, None
+    live = handles.sql_location(value, where) if kind == "sql" else handles.lance_location(value, where)
+    return (value, live) if live is not None else (None, None)
+
+
+def _text(value: Any, file: Path | str, key: str, env: Mapping[str, str], *, paths: bool = False) -> str:
+    """A string value with ``${VAR}`` expanded; with ``paths``, a path object (from_dict) is taken literally."""
+    if paths and isinstance(value, os.PathLike):
+        text = os.fspath(value)
+        if isinstance(text, str) and text:
+            return text
+    return _expand(_string(value, file, key), file, key, env)
+
+
+def _string(value: Any, file: Path | str, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{file}: {key} must be a non-empty string")
     return value
 
 
-def _number(value: Any, file: Path, key: str, *, positive: bool = False) -> float:
+def _number(value: Any, file: Path | str, key: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
         raise ConfigError(f"{file}: {key} must be a {'positive' if positive else 'non-negative'} number of seconds")
     if positive and not (0 < value < math.inf):
@@ -280,7 +336,7 @@ def _number(value: Any, file: Path, key: str, *, positive: bool = False) -> floa
     return float(value)
 
 
-def _expand(value: str, file: Path, key: str, env: Mapping[str, str]) -> str:
+def _expand(value: str, file: Path | str, key: str, env: Mapping[str, str]) -> str:
     """Expand ``${VAR}`` and ``${VAR:-default}``, turn ``$$`` into ``$``; refuse any other ``$`` form."""
     out: list[str] = []
     at = 0

@@ -8,6 +8,7 @@ the adapter allows it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, TypeVar
 
-from migrator import checksums, interruptions, targets
+from migrator import checksums, interruptions, logsink, targets
 from migrator import plan as planning
 from migrator.backends.base import Backend
 from migrator.errors import LockLost, MigrationFailed, UsageError
@@ -141,11 +142,12 @@ class Runner:
         return self._run(Direction.UP, make_plan, dry_run=dry_run, jobs=jobs, fail_fast=fail_fast, backup=backup)
 
     def rollback(self, target: int | str | Target, *, line: str | None = None, dry_run: bool = False,
-                 backup: bool = False) -> RunResult:
+                 backup: bool = False, migrations: Sequence[Migration] | None = None) -> RunResult:
+        """``migrations``: the declared migrations, when they do not come from ``discover`` (a list in code)."""
         goal = targets.rollback_target(target)
         if not self.backend.capabilities.reversible:
             raise UsageError(f"{self.backend.name}: {self.backend.type} backends cannot roll back")
-        migrations = self.backend.discover()
+        migrations = self.backend.discover() if migrations is None else migrations
         self._check_line(migrations, line)
 
         def make_plan(applied: Sequence[AppliedMigration]) -> list[Migration]:
@@ -204,8 +206,11 @@ class Runner:
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        """Tell the listener; a listener that fails (a closed stdout pipe) is dropped, the run goes on."""
+        """Log the event (:mod:`migrator.logsink`) and tell the listener; a listener that fails (a closed stdout
+        pipe) is dropped, the run goes on."""
         with self._emit_lock:
+            with contextlib.suppress(Exception):  # a broken logging filter never stops a migration
+                logsink.log_event(event)
             try:
                 self._listener(event)
             except (Exception, SystemExit):

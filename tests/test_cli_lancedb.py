@@ -209,7 +209,7 @@ def test_manager_validate_reports_tables_behind(tmp_path: Path) -> None:
 def test_manager_verbose_logs_each_step(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="migrator")
     MigrationManager(str(tmp_path / "db"), REPO / "migrations" / "lancedb", verbose=True).initialize()
-    assert any("memos: v1 -> v2 (add tags to memos)" in r.getMessage() for r in caplog.records)
+    assert any("applied memos v2 (add tags to memos) in" in r.getMessage() for r in caplog.records)
 
 
 def test_manager_run_raises_on_a_failed_migration(tmp_path: Path) -> None:

@@ -173,6 +173,7 @@ def create(config: BackendConfig) -> LanceBackend:
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
         lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
         source=config.source,
+        connection=config.handle,
     )
 
 
@@ -193,8 +194,14 @@ class LanceBackend:
         version_table: str = DEFAULT_VERSION_TABLE,
         lock_lease: float = DEFAULT_LEASE,
         source: str | None = None,
+        connection: Any = None,
     ) -> None:
+        """``connection``: the application's own lancedb connection, used instead of connecting to ``uri`` (its
+        URI and storage options are taken from it) and never closed or dropped by migrator."""
         self.name = name
+        if connection is not None:
+            uri = connection.uri
+            storage_options = storage_options or getattr(connection, "storage_options", None)
         self.uri = str(uri)
         self.migrations_dir = Path(migrations_dir)
         self.storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
@@ -206,7 +213,8 @@ class LanceBackend:
         self._secrets = secrets_in(self.uri) + [
             v for k, v in self.storage_options.items() if v and _SECRET_KEY.search(k)
         ]
-        self._db: Any = None
+        self._db: Any = connection
+        self._borrowed = connection is not None
         self._connect_lock = threading.Lock()
         self._table_locks: dict[str, threading.Lock] = {}
         self._books = Bookkeeping(version_table)
@@ -341,7 +349,8 @@ class LanceBackend:
 
     def close(self) -> None:
         with self._connect_lock:
-            self._db = None
+            if not self._borrowed:
+                self._db = None
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -55,7 +56,7 @@ def create(config: BackendConfig) -> SqlBackend:
         raise ConfigError(f"{config.source}: engine_options must be a table")
     return SqlBackend(
         config.name,
-        config.location,
+        config.handle if config.handle is not None else config.location,
         config.migrations,
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
         engine_options=dict(engine_options) if engine_options else None,
@@ -72,7 +73,7 @@ class SqlBackend:
     def __init__(
         self,
         name: str,
-        url_or_engine: str | URL | sa.Engine,
+        url_or_engine: str | URL | sa.Engine | sqlite3.Connection,
         migrations_dir: str | os.PathLike[str],
         version_table: str = DEFAULT_VERSION_TABLE,
         engine_options: Mapping[str, Any] | None = None,

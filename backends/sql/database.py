@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
+from migrator.logsink import quiet_alembic
+
 from .dialects import dialect_of
 
 if TYPE_CHECKING:
@@ -55,10 +57,11 @@ class Database:
 
 def operations_for(connection: sa.Connection, dialect: str) -> Operations:
     """Alembic ``Operations`` on ``connection``; on SQLite, table changes that keep every object (see sqlite_alter)."""
-    from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
+    with quiet_alembic():  # Alembic's "Will assume non-transactional DDL": not true of migrator's SQLite
+        from alembic.operations import Operations
+        from alembic.runtime.migration import MigrationContext
 
-    operations = Operations(MigrationContext.configure(connection=connection))
+        operations = Operations(MigrationContext.configure(connection=connection))
     if dialect_of(dialect).sqlite_alter:
         from .sqlite_alter import SqliteOperations
 

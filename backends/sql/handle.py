@@ -10,6 +10,7 @@ SQLAlchemy documents), which also takes the write lock up-front.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from migrator.errors import BackendUnavailable, ConfigError
 from migrator.redact import mask_url, scrub, secrets_in
 
 from . import split as sqlsplit
+from .borrowed import borrowed_sqlite3
 from .database import operations_for
 from .dialects import dialect_of
 from .messages import (
@@ -41,9 +43,12 @@ if TYPE_CHECKING:
 class Handle:
     """The connection state of one backend: opened lazily, reused for the whole run, closed by ``close``."""
 
-    def __init__(self, name: str, url_or_engine: str | URL | sa.Engine, engine_options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, url_or_engine: str | URL | sa.Engine | sqlite3.Connection,
+                 engine_options: Mapping[str, Any]) -> None:
         self.name = name
         self._engine_options = dict(engine_options)
+        if isinstance(url_or_engine, sqlite3.Connection):  # the application's: used, never closed
+            url_or_engine = borrowed_sqlite3(url_or_engine, name)
         if isinstance(url_or_engine, sa.Engine):
             self._engine: sa.Engine | None = url_or_engine
             self._owns_engine = False

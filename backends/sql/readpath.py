@@ -48,7 +48,7 @@ def plain_sqlite_file(config: BackendConfig) -> Path | None:
     """The database file when ``config`` is a SQLite file URL the read path can take; else None."""
     match = _PLAIN_SQLITE_URL.fullmatch(config.location)
     options = config.options
-    if match is None or "engine_options" in options or match["path"] == ":memory:":
+    if match is None or "engine_options" in options or match["path"] == ":memory:" or config.handle is not None:
         return None
     table = config.version_table or "migrations"
     if not _PLAIN_NAME.fullmatch(table):

@@ -1,0 +1,2 @@
+DROP INDEX notes_created;
+DROP TABLE notes;
