@@ -14,7 +14,7 @@ import click
 
 from migrator import render
 from migrator.api import Migrator
-from migrator.errors import EXIT_FAILED, EXIT_USAGE, MigratorError
+from migrator.errors import EXIT_FAILED, EXIT_USAGE, MigratorError, UsageError
 from migrator.redact import scrub, secrets_in
 from migrator.scaffold import init_project
 
@@ -80,9 +80,23 @@ def init(state: State) -> None:
 @backend_option
 @click.option("--sql", is_flag=True, help="Write NNN_name.up.sql and .down.sql instead of a Python file.")
 @click.option("--table", metavar="T", help="LanceDB: the table the migration belongs to.")
+@click.option("--autogenerate", is_flag=True,
+              help="SQL: write what brings the database to its models (target_metadata in the config).")
 @click.pass_obj
-def new(state: State, name: str, backend: str | None, sql: bool, table: str | None) -> None:
+def new(state: State, name: str, backend: str | None, sql: bool, table: str | None, autogenerate: bool) -> None:
     """Create the next migration file."""
+    if autogenerate:
+        if sql or table:
+            raise UsageError("--autogenerate writes a Python migration: drop --sql and --table")
+        result = state.migrator().autogenerate(name, backend)
+        if not result.paths:
+            render.print_line(state.out, f"{result.backend}: no changes: the database matches the models; "
+                                         "nothing written")
+        for change in result.changes:
+            render.print_line(state.out, f"{result.backend}: {change}")
+        for path in result.paths:
+            render.print_line(state.out, f"created {path}")
+        return
     for path in state.migrator().new(name, backend, sql=sql, table=table):
         render.print_line(state.out, f"created {path}")
 
@@ -184,6 +198,9 @@ def check(state: State, backend: str | None) -> None:
                 where = f"{line.line} " if line.line else ""
                 render.print_line(
                     state.out, f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
+    for name, changes in result.models.items():
+        for change in changes:
+            render.print_line(state.out, f"{name}: models differ from the database: {change}")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
     state.out.print("up to date")
