@@ -137,4 +137,16 @@ class ComparesModels(Protocol):
         ...
 
 
+@runtime_checkable
+class WritesSql(Protocol):
+    """A backend that can write a plan as a SQL script instead of running it (``upgrade --sql``)."""
+
+    def offline_sql(self, migrations: Sequence[Migration], direction: Direction) -> str:
+        """The SQL that running ``migrations`` in ``direction`` would execute, bookkeeping included.
+
+        Never connects. UsageError naming the migration when one cannot be written without a live database.
+        """
+        ...
+
+
 BackendFactory = Callable[..., Backend]

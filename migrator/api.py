@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator import crossplan, crossrun, scaffold
+from migrator import crossplan, crossrun, offline, scaffold
 from migrator import plan as planning
 from migrator.backends import open_backend
 from migrator.backends.base import ComparesModels, ModelChanges
@@ -239,6 +239,29 @@ class Migrator:
             steps.extend(self._rollback_steps(dependant, rollback_target(version - 1), line or None, True,
                                               depth + 1))
         return [*steps, step]
+
+    def upgrade_sql(self, backend: str | None = None, *, to: int | str | None = None, start: int | None = None,
+                    allow_changed: bool = False, allow_out_of_order: bool = False) -> str:
+        """The SQL ``upgrade`` would run on one SQL backend, bookkeeping included; changes nothing.
+
+        ``start``: plan from that version without reading (or connecting to) the database (``--from V``).
+        """
+        goal = upgrade_target(to)
+        candidates = [c for c in self.config.select(backend, all_if_none=True) if c.type == "sql" or backend]
+        if len(candidates) != 1:
+            names = ", ".join(c.name for c in candidates) or "none"
+            raise UsageError(f"--sql writes the script of one SQL database: name it with --backend (SQL backends: "
+                             f"{names})")
+        with self._runner(candidates[0]) as runner:
+            return offline.upgrade_sql(runner.backend, to=goal, start=start, allow_changed=allow_changed,
+                                       allow_out_of_order=allow_out_of_order)
+
+    def rollback_sql(self, target: int | str, backend: str | None = None, *, start: int | None = None) -> str:
+        """The SQL ``rollback`` would run on one SQL backend, bookkeeping included; changes nothing."""
+        goal = rollback_target(target)
+        (cfg,) = self.config.select(backend, all_if_none=False)
+        with self._runner(cfg) as runner:
+            return offline.rollback_sql(runner.backend, goal, start=start)
 
     def stamp(self, version: int, backend: str | None = None, *, table: str | None = None) -> None:
         """Record versions up to ``version`` as applied without running them (baseline)."""

@@ -112,11 +112,19 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 @click.option("--fail-fast", is_flag=True,
               help="Stop every line (LanceDB tables, other backends) at the first failure.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first migration (config: backup).")
+@click.option("--sql", is_flag=True, help="SQL: print the SQL that would run instead of running it.")
+@click.option("--from", "start", type=click.IntRange(min=0), metavar="V",
+              help="With --sql: start from version V, without connecting to the database.")
 @click.pass_obj
 def upgrade(state: State, backend: str | None, to: str | None, table: str | None, dry_run: bool,
             allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool,
-            backup: bool | None) -> None:
+            backup: bool | None, sql: bool, start: int | None) -> None:
     """Apply pending migrations (every backend unless --backend)."""
+    if sql or start is not None:
+        _refuse_with_sql(sql, start, table=table, dry_run=dry_run, backup=backup, jobs=jobs, fail_fast=fail_fast)
+        click.echo(state.migrator().upgrade_sql(backend, to=to, start=start, allow_changed=allow_changed,
+                                                allow_out_of_order=allow_out_of_order), nl=False)
+        return
     try:
         state.migrator().upgrade(backend, to=to, table=table, dry_run=dry_run, allow_changed=allow_changed,
                                  allow_out_of_order=allow_out_of_order, jobs=jobs, fail_fast=fail_fast,
@@ -133,10 +141,17 @@ def upgrade(state: State, backend: str | None, to: str | None, table: str | None
 @click.option("--backup/--no-backup", default=None, help="Back up before the first step (config: backup).")
 @click.option("--cascade", is_flag=True,
               help="First roll back other backends' applied migrations that require what this undoes.")
+@click.option("--sql", is_flag=True, help="SQL: print the SQL that would run instead of running it.")
+@click.option("--from", "start", type=click.IntRange(min=0), metavar="V",
+              help="With --sql: start from version V, without connecting to the database.")
 @click.pass_obj
 def rollback(state: State, target: str, backend: str | None, table: str | None, dry_run: bool,
-             backup: bool | None, cascade: bool) -> None:
+             backup: bool | None, cascade: bool, sql: bool, start: int | None) -> None:
     """Undo, newest first, every applied version above TARGET (0 undoes all); -N undoes the N newest."""
+    if sql or start is not None:
+        _refuse_with_sql(sql, start, table=table, dry_run=dry_run, backup=backup, cascade=cascade)
+        click.echo(state.migrator().rollback_sql(target, backend, start=start), nl=False)
+        return
     try:
         state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup, cascade=cascade)
     finally:
@@ -215,6 +230,15 @@ def stamp(state: State, version: int, backend: str | None, table: str | None) ->
     """Record every version up to VERSION as applied without running anything (baseline)."""
     state.migrator().stamp(version, backend, table=table)
     state.out.print(f"stamped at version {version}")
+
+
+def _refuse_with_sql(sql: bool, start: int | None, **others: object) -> None:
+    """``--from`` needs ``--sql``; ``--sql`` runs nothing, so the options of a run do not go with it."""
+    if not sql:
+        raise UsageError("--from V goes with --sql (the script from version V)")
+    given = [f"--{name.replace('_', '-')}" for name, value in others.items() if value not in (None, False)]
+    if given:
+        raise UsageError(f"--sql prints the SQL and runs nothing: {given[0]} does not go with it")
 
 
 def main(argv: list[str] | None = None) -> int:

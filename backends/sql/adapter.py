@@ -255,6 +255,13 @@ class SqlBackend:
                            f"migration lock; stopped at {migration.label}: {doing}. "
                            "Run `migrator validate` once the other process is done.")
 
+    def offline_sql(self, migrations: Sequence[Migration], direction: Direction) -> str:
+        """The SQL script of these steps (see ``offline``): never connects."""
+        from . import offline
+
+        return offline.render(self.load(migrations), direction, backend=self.name, dialect=self.dialect,
+                              version_table=self.version_table)
+
     # ------------------------------------------------------------------ models (autogenerate, check)
 
     def compare_models(self, target: object, *, where: str, root: Path | None) -> ModelChanges | None:
