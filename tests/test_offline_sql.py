@@ -248,3 +248,36 @@ def test_example_migrations_print_without_touching_the_database(tmp_path: Path,
     assert not (root / "app.db").exists()
     run_script(url, result.out)
     assert project.cli("check").code == 0
+
+
+def test_migration_that_catches_the_refusal_is_still_refused(sqlite_project: Project) -> None:
+    build(sqlite_project)
+    sqlite_project.write("003_careful.py", '''\
+        def up(db):
+            try:
+                count = db.execute("SELECT count(*) FROM notes").scalar()
+            except Exception:
+                count = 0
+            db.execute(f"INSERT INTO notes (id, body) VALUES ({count + 1}, 'x')")
+        ''')
+    result = sqlite_project.cli("upgrade", "--sql")
+    assert result.code == 2 and result.out == ""
+    assert "003_careful.py: up() cannot be written as SQL: it uses the result of db.execute() (.scalar)" in result.err
+
+
+def test_commit_in_a_transactional_python_migration_is_refused_as_online(sqlite_project: Project) -> None:
+    sqlite_project.write("001_commits.py", "def up(db):\n    db.execute('CREATE TABLE a (id INTEGER)')\n"
+                                           "    db.execute('COMMIT')\n")
+    result = sqlite_project.cli("upgrade", "--sql")
+    assert result.code == 2
+    assert "001_commits.py: up() cannot be written as SQL: it runs COMMIT in a migration that runs in one " \
+           "transaction" in result.err
+
+
+def test_commit_in_a_non_transactional_python_migration_is_written(sqlite_project: Project) -> None:
+    sqlite_project.write("001_commits.py", "transactional = False\n\ndef up(db):\n"
+                                           "    db.execute('BEGIN')\n    db.execute('CREATE TABLE a (id INTEGER)')\n"
+                                           "    db.execute('COMMIT')\n")
+    result = sqlite_project.cli("upgrade", "--sql")
+    assert result.code == 0, result.err
+    assert "BEGIN;\n\nCREATE TABLE a (id INTEGER);\n\nCOMMIT;\n\nINSERT INTO migrations" in result.out

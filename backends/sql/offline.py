@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from migrator.errors import MigrationFailed, UsageError
 from migrator.model import DATABASE_LINE, Direction, Migration
 
+from . import split as sqlsplit
 from .dialects import dialect_of
 from .messages import cause, line_in
 from .sources import PythonCode, SqlCode
@@ -69,7 +70,7 @@ def render(migrations: Sequence[Migration], direction: Direction, *, backend: st
             for statement in statements:
                 out.write(_terminated(statement.text) + "\n\n")
         else:
-            _run_python(migration, code, direction, backend, dialect, operations, out)
+            _run_python(migration, code, direction, backend, dialect, operations, out, transactional)
         row = books.insert(migration) if direction is Direction.UP else books.delete(migration.version)
         out.write(row + ";\n\n")
         if transactional:
@@ -96,110 +97,133 @@ def _terminated(text: str) -> str:
 
 
 def _run_python(migration: Migration, code: PythonCode, direction: Direction, backend: str, dialect: str,
-                operations: Operations, out: io.StringIO) -> None:
+                operations: Operations, out: io.StringIO, transactional: bool) -> None:
     function = code.up if direction is Direction.UP else code.down
     assert function is not None
     where = f"{backend}: {code.path.name}: {direction.value}()"
-    db = OfflineDatabase(operations, dialect, out)
+    db = OfflineDatabase(operations, dialect, out, transactional)
     try:
         function(db)  # type: ignore[arg-type]  # the offline stand-in for Database
-    except NeedsDatabase as exc:
-        raise UsageError(f"{where} cannot be written as SQL: it {exc}; run it against the database "
-                         "(without --sql)") from None
+    except NeedsDatabase:
+        pass  # db.refused says what
     except NotImplementedError as exc:  # Alembic: an operation with no SQL of its own on this dialect
         raise UsageError(f"{where} cannot be written as SQL: {cause(exc)}") from None
     except (Exception, SystemExit) as exc:
-        line = line_in(exc, code.path)
-        at = f" at line {line}" if line is not None else ""
-        raise MigrationFailed(f"{where} failed{at} while writing SQL: {cause(exc)}", backend=backend,
-                              line=DATABASE_LINE, version=migration.version) from exc
+        if db.refused is None:
+            line = line_in(exc, code.path)
+            at = f" at line {line}" if line is not None else ""
+            raise MigrationFailed(f"{where} failed{at} while writing SQL: {cause(exc)}", backend=backend,
+                                  line=DATABASE_LINE, version=migration.version) from exc
+    if db.refused is not None:  # also when the migration caught the refusal and went on: the script is not whole
+        raise UsageError(f"{where} cannot be written as SQL: it {db.refused}") from None
 
 
 class OfflineDatabase:
     """The ``db`` of a Python migration while its SQL is written instead of run (see the module docstring)."""
 
-    __slots__ = ("_operations", "_out", "dialect")
+    __slots__ = ("_operations", "_out", "_transactional", "dialect", "refused")
 
-    def __init__(self, operations: Operations, dialect: str, out: io.StringIO) -> None:
+    def __init__(self, operations: Operations, dialect: str, out: io.StringIO, transactional: bool = True) -> None:
         self._operations = operations
         self._out = out
+        self._transactional = transactional
         self.dialect = dialect
+        self.refused: str | None = None  # the first thing the migration did that needs a live database
+
+    def refuse(self, what: str) -> NoReturn:
+        if self.refused is None:
+            self.refused = what
+        raise NeedsDatabase(what)
 
     @property
     def op(self) -> Any:
         if dialect_of(self.dialect).sqlite_alter:
-            return _SqliteOffline(self._operations)
+            return _SqliteOffline(self._operations, self)
         return self._operations
 
     @property
     def connection(self) -> NoReturn:
-        raise NeedsDatabase("uses db.connection, which needs a live database")
+        self.refuse("uses db.connection, which needs a live database; run it against the database (without --sql)")
 
     def execute(self, sql: Any, params: Any = None) -> _NoResult:
+        if isinstance(sql, str) and self._transactional:
+            command = sqlsplit.transaction_control(sql, self.dialect)
+            if command is not None:
+                self.refuse(f"runs {command} in a migration that runs in one transaction with its version row "
+                            "(set transactional = False to manage transactions yourself)")
         if isinstance(sql, str) and params is None:
             self._out.write(_terminated(sql) + "\n\n")  # as written: db.execute runs it without parameters
         elif isinstance(sql, str):
-            for row in _rows(params):
+            for row in self._rows(params):
                 self._operations.execute(sa.text(sql).bindparams(**row))
         elif params is None:
             self._operations.execute(sql)
         elif isinstance(sql, sa.Insert):
-            self._operations.execute(sql.values(list(_rows(params))))
+            self._operations.execute(sql.values(self._rows(params)))
         else:
-            raise NeedsDatabase("passes parameters to a SQLAlchemy statement in db.execute(), which needs a live "
-                                "database (bind them in the statement instead)")
-        return _NoResult()
+            self.refuse("passes parameters to a SQLAlchemy statement in db.execute(), which needs a live database "
+                        "(bind them in the statement to write SQL)")
+        return _NoResult(self)
+
+    def _rows(self, params: Any) -> list[Mapping[str, Any]]:
+        if isinstance(params, Mapping):
+            return [params]
+        if isinstance(params, Sequence) and not isinstance(params, str) and params \
+                and all(isinstance(row, Mapping) for row in params):
+            return list(params)
+        self.refuse("passes positional parameters to db.execute(); use named ones (:name) to write SQL")
 
     def __repr__(self) -> str:
         return f"<migrator offline Database {self.dialect}>"
 
 
-def _rows(params: Any) -> list[Mapping[str, Any]]:
-    if isinstance(params, Mapping):
-        return [params]
-    if isinstance(params, Sequence) and all(isinstance(row, Mapping) for row in params):
-        return list(params)
-    raise NeedsDatabase("passes positional parameters to db.execute(); use named ones (:name) to write SQL")
+_LIVE = "which needs a live database; run it against the database (without --sql)"
+_LIVE_SQLITE = "which on SQLite is made from the table's live definition; run it against the database (without --sql)"
 
 
 class _NoResult:
     """What ``db.execute`` returns offline: any use of it is refused (there are no rows without a database)."""
 
+    __slots__ = ("_db",)
+
+    def __init__(self, db: OfflineDatabase) -> None:
+        self._db = db
+
     def __getattr__(self, name: str) -> NoReturn:
-        raise NeedsDatabase(f"uses the result of db.execute() (.{name}), which needs a live database")
+        self._db.refuse(f"uses the result of db.execute() (.{name}), {_LIVE}")
 
     def __iter__(self) -> NoReturn:
-        raise NeedsDatabase("iterates over the result of db.execute(), which needs a live database")
+        self._db.refuse(f"iterates over the result of db.execute(), {_LIVE}")
 
     def __bool__(self) -> NoReturn:
-        raise NeedsDatabase("tests the result of db.execute(), which needs a live database")
+        self._db.refuse(f"tests the result of db.execute(), {_LIVE}")
 
 
 class _SqliteOffline:
     """Alembic's offline operations for SQLite, minus those migrator performs from the live table definition."""
 
-    __slots__ = ("_operations",)
+    __slots__ = ("_db", "_operations")
 
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, operations: Operations, db: OfflineDatabase) -> None:
         self._operations = operations
+        self._db = db
 
     def __getattr__(self, name: str) -> Any:
         if name in _SQLITE_LIVE_ONLY:
-            raise NeedsDatabase(f"uses db.op.{name}, which on SQLite is made from the table's live definition")
+            self._db.refuse(f"uses db.op.{name}, {_LIVE_SQLITE}")
         return getattr(self._operations, name)
 
     def add_column(self, table_name: str, column: sa.Column[Any], **kw: Any) -> None:
         if column.primary_key or column.unique:
-            raise NeedsDatabase(f"uses db.op.add_column with a {'PRIMARY KEY' if column.primary_key else 'UNIQUE'} "
-                                "column, which on SQLite is made from the table's live definition")
+            kind = "PRIMARY KEY" if column.primary_key else "UNIQUE"
+            self._db.refuse(f"uses db.op.add_column with a {kind} column, {_LIVE_SQLITE}")
         self._operations.add_column(table_name, column, **kw)
 
     def alter_column(self, table_name: str, column_name: str, *, new_column_name: str | None = None,
                      **kw: Any) -> None:
         changes = [k for k, v in kw.items() if not k.startswith("existing_") and v not in (None, False)]
         if changes or new_column_name is None:
-            raise NeedsDatabase(f"uses db.op.alter_column ({', '.join(changes) or 'no rename'}), which on SQLite is "
-                                "made from the table's live definition")
+            self._db.refuse(f"uses db.op.alter_column ({', '.join(changes) or 'no rename'}), {_LIVE_SQLITE}")
         self._operations.alter_column(table_name, column_name, new_column_name=new_column_name, **kw)
 
 
