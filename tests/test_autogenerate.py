@@ -280,3 +280,24 @@ def test_generated_file_imports_the_names_alembic_renders_without_a_prefix(sqlit
     result = sqlite_project.cli("upgrade")
     assert result.code == 0, result.err
     assert "docs" in schema(sqlite_project.url)
+
+
+@pytest.mark.parametrize("extra", [("--sql",), ("--table", "t")])
+def test_autogenerate_writes_python_so_sql_and_table_are_refused(sqlite_project: Project,
+                                                                 extra: tuple[str, ...]) -> None:
+    target(sqlite_project, f"{models(sqlite_project, MODELS_V1)}:metadata")
+    result = sqlite_project.cli("new", "x", "--autogenerate", *extra)
+    assert result.code == 2
+    assert "--autogenerate writes a Python migration" in result.err
+    assert migration_files(sqlite_project) == [] and not (sqlite_project.root / "app.db").exists()
+
+
+def test_autogenerate_on_a_lancedb_backend_is_refused_by_name(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import lance_project
+
+    project = lance_project(tmp_path, capsys, {})
+    result = project.cli("new", "x", "--autogenerate")
+    assert result.code == 2
+    assert result.err.strip() == "error: vec: --autogenerate is available for SQL backends only"
+    assert list((project.root / "migrations" / "vec").iterdir()) == []
