@@ -35,7 +35,7 @@ BACKEND_TYPES: dict[str, BackendType] = {
         module="migrator.backends.sql.readpath",   # reads SQLite with sqlite3; SqlBackend for the rest
         location_key="url",
         required=frozenset({"url"}),
-        optional=_COMMON_OPTIONAL | {"version_table", "engine_options"},
+        optional=_COMMON_OPTIONAL | {"version_table", "engine_options", "target_metadata"},
         extra=None,                # SQLAlchemy and Alembic come with `pip install migrator`
     ),
     "lancedb": BackendType(

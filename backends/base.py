@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
@@ -135,6 +136,41 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+
+@dataclass(frozen=True)
+class ModelChanges:
+    """What would bring a database to its models (``target_metadata``): ``migrator new --autogenerate``, ``check``."""
+
+    changes: tuple[str, ...]    # one line per difference ("add table users"), for messages
+    up: str                     # the body of ``up(db)``: Python statements, the first unindented, the rest by 4
+    down: str                   # the body of ``down(db)``, the same way
+    imports: tuple[str, ...]    # the import lines the bodies need
+
+
+@runtime_checkable
+class ComparesModels(Protocol):
+    """A backend that compares the application's models with its live database (SQL: a SQLAlchemy MetaData)."""
+
+    def compare_models(self, target: object, *, where: str, root: Path | None) -> ModelChanges | None:
+        """The changes from the database to ``target`` (None: they match); reads only.
+
+        ``target``: the config's ``target_metadata`` (``"package.module:attribute"``, imported with
+        ``root`` searched first) or the object itself; ``where`` names the config section in errors.
+        """
+        ...
+
+
+@runtime_checkable
+class WritesSql(Protocol):
+    """A backend that can write a plan as a SQL script instead of running it (``upgrade --sql``)."""
+
+    def offline_sql(self, migrations: Sequence[Migration], direction: Direction) -> str:
+        """The SQL that running ``migrations`` in ``direction`` would execute, bookkeeping included.
+
+        Never connects. UsageError naming the migration when one cannot be written without a live database.
+        """
         ...
 
 

@@ -14,7 +14,7 @@ import click
 
 from migrator import render
 from migrator.api import Migrator
-from migrator.errors import EXIT_FAILED, EXIT_USAGE, MigratorError
+from migrator.errors import EXIT_FAILED, EXIT_USAGE, MigratorError, UsageError
 from migrator.redact import scrub, secrets_in
 from migrator.scaffold import init_project
 
@@ -80,9 +80,23 @@ def init(state: State) -> None:
 @backend_option
 @click.option("--sql", is_flag=True, help="Write NNN_name.up.sql and .down.sql instead of a Python file.")
 @click.option("--table", metavar="T", help="LanceDB: the table the migration belongs to.")
+@click.option("--autogenerate", is_flag=True,
+              help="SQL: write what brings the database to its models (target_metadata in the config).")
 @click.pass_obj
-def new(state: State, name: str, backend: str | None, sql: bool, table: str | None) -> None:
+def new(state: State, name: str, backend: str | None, sql: bool, table: str | None, autogenerate: bool) -> None:
     """Create the next migration file."""
+    if autogenerate:
+        if sql or table:
+            raise UsageError("--autogenerate writes a Python migration: drop --sql and --table")
+        result = state.migrator().autogenerate(name, backend)
+        if not result.paths:
+            render.print_line(state.out, f"{result.backend}: no changes: the database matches the models; "
+                                         "nothing written")
+        for change in result.changes:
+            render.print_line(state.out, f"{result.backend}: {change}")
+        for path in result.paths:
+            render.print_line(state.out, f"created {path}")
+        return
     for path in state.migrator().new(name, backend, sql=sql, table=table):
         render.print_line(state.out, f"created {path}")
 
@@ -98,11 +112,19 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
 @click.option("--fail-fast", is_flag=True,
               help="Stop every line (LanceDB tables, other backends) at the first failure.")
 @click.option("--backup/--no-backup", default=None, help="Back up before the first migration (config: backup).")
+@click.option("--sql", is_flag=True, help="SQL: print the SQL that would run instead of running it.")
+@click.option("--from", "start", type=click.IntRange(min=0), metavar="V",
+              help="With --sql: start from version V, without connecting to the database.")
 @click.pass_obj
 def upgrade(state: State, backend: str | None, to: str | None, table: str | None, dry_run: bool,
             allow_changed: bool, allow_out_of_order: bool, jobs: int | None, fail_fast: bool,
-            backup: bool | None) -> None:
+            backup: bool | None, sql: bool, start: int | None) -> None:
     """Apply pending migrations (every backend unless --backend)."""
+    if sql or start is not None:
+        _refuse_with_sql(sql, start, table=table, dry_run=dry_run, backup=backup, jobs=jobs, fail_fast=fail_fast)
+        click.echo(state.migrator().upgrade_sql(backend, to=to, start=start, allow_changed=allow_changed,
+                                                allow_out_of_order=allow_out_of_order), nl=False)
+        return
     try:
         state.migrator().upgrade(backend, to=to, table=table, dry_run=dry_run, allow_changed=allow_changed,
                                  allow_out_of_order=allow_out_of_order, jobs=jobs, fail_fast=fail_fast,
@@ -119,10 +141,17 @@ def upgrade(state: State, backend: str | None, to: str | None, table: str | None
 @click.option("--backup/--no-backup", default=None, help="Back up before the first step (config: backup).")
 @click.option("--cascade", is_flag=True,
               help="First roll back other backends' applied migrations that require what this undoes.")
+@click.option("--sql", is_flag=True, help="SQL: print the SQL that would run instead of running it.")
+@click.option("--from", "start", type=click.IntRange(min=0), metavar="V",
+              help="With --sql: start from version V, without connecting to the database.")
 @click.pass_obj
 def rollback(state: State, target: str, backend: str | None, table: str | None, dry_run: bool,
-             backup: bool | None, cascade: bool) -> None:
+             backup: bool | None, cascade: bool, sql: bool, start: int | None) -> None:
     """Undo, newest first, every applied version above TARGET (0 undoes all); -N undoes the N newest."""
+    if sql or start is not None:
+        _refuse_with_sql(sql, start, table=table, dry_run=dry_run, backup=backup, cascade=cascade)
+        click.echo(state.migrator().rollback_sql(target, backend, start=start), nl=False)
+        return
     try:
         state.migrator().rollback(target, backend, table=table, dry_run=dry_run, backup=backup, cascade=cascade)
     finally:
@@ -184,6 +213,9 @@ def check(state: State, backend: str | None) -> None:
                 where = f"{line.line} " if line.line else ""
                 render.print_line(
                     state.out, f"{b.backend}: pending: {where}{migration.path.name} (version {migration.version})")
+    for name, changes in result.models.items():
+        for change in changes:
+            render.print_line(state.out, f"{name}: models differ from the database: {change}")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
     state.out.print("up to date")
@@ -200,6 +232,15 @@ def stamp(state: State, version: int, backend: str | None, table: str | None) ->
     for step in cleared:
         render.print_line(state.out, f"cleared the interrupted mark of {step}")
     state.out.print(f"stamped at version {version}")
+
+
+def _refuse_with_sql(sql: bool, start: int | None, **others: object) -> None:
+    """``--from`` needs ``--sql``; ``--sql`` runs nothing, so the options of a run do not go with it."""
+    if not sql:
+        raise UsageError("--from V goes with --sql (the script from version V)")
+    given = [f"--{name.replace('_', '-')}" for name, value in others.items() if value not in (None, False)]
+    if given:
+        raise UsageError(f"--sql prints the SQL and runs nothing: {given[0]} does not go with it")
 
 
 def main(argv: list[str] | None = None) -> int:

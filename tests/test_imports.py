@@ -92,6 +92,8 @@ def test_sql_status_imports_neither_lancedb_nor_pyarrow(tmp_path: Path) -> None:
     ["check", "--backend", "sqlite"],
     ["stamp", "1"],
     ["new", "more", "--sql"],
+    ["upgrade", "--sql"],
+    ["rollback", "0", "--sql", "--from", "1"],
 ])
 def test_sqlite_commands_beside_lancedb_import_no_lance_module(mixed: Path, command: list[str]) -> None:
     expect = 1 if command[0] == "check" else 0       # the SQLite file is pending

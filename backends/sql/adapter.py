@@ -32,7 +32,7 @@ from migrator.errors import (
 )
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
-from ..base import Capabilities, Report
+from ..base import Capabilities, ModelChanges, Report
 from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .dirty import DirtyTable
@@ -276,6 +276,39 @@ class SqlBackend:
                            f"of database {self.location}: another process {done} it while this one held the "
                            f"migration lock; stopped at {migration.label}: {doing}. "
                            "Run `migrator validate` once the other process is done.")
+
+    def offline_sql(self, migrations: Sequence[Migration], direction: Direction) -> str:
+        """The SQL script of these steps (see ``offline``): never connects."""
+        from . import offline
+
+        return offline.render(self.load(migrations), direction, backend=self.name, dialect=self.dialect,
+                              version_table=self.version_table)
+
+    # ------------------------------------------------------------------ models (autogenerate, check)
+
+    def compare_models(self, target: object, *, where: str, root: Path | None) -> ModelChanges | None:
+        """The changes from the live database to the models ``target`` names (see ``autogen``); reads only.
+
+        A SQLite file that does not exist yet is compared as the empty database it would be, and not created.
+        """
+        from . import autogen
+
+        metadata = autogen.load_metadata(target, where, root)
+        handle = self._handle
+        path = handle.sqlite_path()
+        handle.engine()
+        try:
+            if path is not None and not handle.connected and not handle.file_exists(path):
+                empty = sa.create_engine("sqlite://")
+                try:
+                    with empty.connect() as conn:
+                        return autogen.compare(conn, metadata, self.version_table)
+                finally:
+                    empty.dispose()
+            with handle.transaction(write=False) as conn:
+                return autogen.compare(conn, metadata, self.version_table)
+        except sa.exc.DBAPIError as exc:
+            raise handle.unavailable(exc) from None
 
     # ------------------------------------------------------------------ locking
 

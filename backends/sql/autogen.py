@@ -1,0 +1,197 @@
+"""Autogenerate for SQL backends: the models' ``MetaData`` compared with the live database.
+
+The comparison is Alembic's (``produce_migrations``, with ``compare_type`` and
+``compare_server_default`` on), the code Alembic's renderer (``render_python_code``) with
+``db.op.`` in place of ``op.``: the body of a migrator Python migration (``def up(db)``).
+migrator's own version table is left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from migrator.errors import ConfigError
+
+from ..base import ModelChanges
+from .messages import first_line
+
+_FORM = "'package.module:attribute'"
+
+
+def load_metadata(target: object, where: str, root: Path | None) -> sa.MetaData:
+    """The ``MetaData`` that ``target_metadata`` names (``"app.models:metadata"``), or ``target`` itself.
+
+    ``root`` (the config file's folder) is searched first for the module. Every failure is one
+    ``ConfigError`` naming ``where`` and the key.
+    """
+    if isinstance(target, sa.MetaData):
+        return target
+    if not isinstance(target, str):
+        raise ConfigError(f"{where}: target_metadata must be a string {_FORM} (got {type(target).__name__})")
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not _dotted(module_name) or not _dotted(attribute):
+        raise ConfigError(f"{where}: target_metadata {target!r} must have the form {_FORM}")
+    with _searching(root):
+        try:
+            found: Any = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, a SyntaxError in the module, anything it raises on import
+            raise ConfigError(f"{where}: target_metadata {target!r}: cannot import {module_name!r}: "
+                              f"{type(exc).__name__}: {first_line(str(exc))}") from exc
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ConfigError(f"{where}: target_metadata {target!r}: {module_name!r} has no attribute {attribute!r}")
+        found = getattr(found, part)
+    inner = getattr(found, "metadata", None)
+    if isinstance(found, type) and isinstance(inner, sa.MetaData):
+        found = inner  # a declarative base class: its MetaData
+    if not isinstance(found, sa.MetaData):
+        raise ConfigError(f"{where}: target_metadata {target!r} is a {type(found).__name__}, "
+                          "not a SQLAlchemy MetaData")
+    return found
+
+
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+@contextmanager
+def _searching(root: Path | None) -> Iterator[None]:
+    """``root`` first on ``sys.path`` for the import, as it was afterwards."""
+    entry = str(root) if root is not None else None
+    if entry is None or entry in sys.path:
+        yield
+        return
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+def compare(conn: sa.Connection, metadata: sa.MetaData, version_table: str) -> ModelChanges | None:
+    """What would bring the database on ``conn`` to ``metadata``; None when they match."""
+    from alembic.autogenerate import produce_migrations, render_python_code
+    from alembic.runtime.migration import MigrationContext
+
+    def include_name(name: str | None, kind: str, parents: Any) -> bool:
+        return not (kind == "table" and name == version_table)
+
+    def include_object(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+        return not (kind == "table" and name == version_table)
+
+    context = MigrationContext.configure(conn, opts={
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_name": include_name,
+        "include_object": include_object,
+    })
+    script = produce_migrations(context, metadata)
+    upgrade, downgrade = script.upgrade_ops, script.downgrade_ops
+    assert upgrade is not None and downgrade is not None
+    if upgrade.is_empty():
+        return None
+    imports: list[set[str]] = []
+
+    def remember_imports(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+        imports.append(autogen_context.imports)  # the set the renderer fills (dialect types)
+        if kind == "type" and not type(obj).__module__.startswith("sqlalchemy"):
+            autogen_context.imports.add(f"import {type(obj).__module__}")  # rendered as module.Type()
+        return False  # Alembic renders the item itself
+
+    def render(ops: Any) -> str:
+        return render_python_code(ops, sqlalchemy_module_prefix="sa.", alembic_module_prefix="db.op.",
+                                  migration_context=context, render_item=remember_imports)
+
+    up, down = render(upgrade), render(downgrade)
+    needed = {"import sqlalchemy as sa"}.union(*imports)
+    needed |= {f"from sqlalchemy import {name}" for name in _free_names(needed, up, down) if hasattr(sa, name)}
+    return ModelChanges(changes=tuple(describe(upgrade.as_diffs())), up=up, down=down,
+                        imports=tuple(sorted(needed, key=lambda line: (not line.startswith("import"), line))))
+
+
+def _free_names(imports: set[str], *bodies: str) -> set[str]:
+    """Names the rendered bodies use but nothing defines: Alembic renders some nested types without a prefix
+    (``postgresql.JSONB(astext_type=Text())``)."""
+    source = "\n".join(imports) + "".join(f"\n\ndef f(db):\n    {body}\n" for body in bodies)
+    tree = ast.parse(source)
+    defined = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+               if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return used - defined - {"db"} - set(dir(builtins))
+
+
+def describe(diffs: Sequence[Any]) -> list[str]:
+    """One line per difference, from Alembic's diff tuples (``UpgradeOps.as_diffs()``)."""
+    lines: list[str] = []
+    for diff in diffs:
+        if isinstance(diff, list):
+            lines.extend(describe(diff))
+            continue
+        kind = diff[0]
+        if kind in ("add_table", "remove_table"):
+            lines.append(f"{_verb(kind)} table {_table_name(diff[1])}")
+        elif kind in ("add_column", "remove_column"):
+            lines.append(f"{_verb(kind)} column {_dotted_name(diff[1], diff[2], diff[3].name)}")
+        elif kind in ("add_index", "remove_index"):
+            index = diff[1]
+            unique = "unique " if index.unique else ""
+            lines.append(f"{_verb(kind)} {unique}index {index.name} on {_table_name(index.table)}")
+        elif kind in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
+            lines.append(f"{_verb(kind)} {_constraint(diff[1])}")
+        elif kind == "modify_type":
+            lines.append(f"change the type of {_dotted_name(*diff[1:4])}: {diff[5]!r} -> {diff[6]!r}")
+        elif kind == "modify_nullable":
+            state = "nullable" if diff[6] else "NOT NULL"
+            lines.append(f"make {_dotted_name(*diff[1:4])} {state}")
+        elif kind == "modify_default":
+            lines.append(f"change the server default of {_dotted_name(*diff[1:4])}: "
+                         f"{_default(diff[5])} -> {_default(diff[6])}")
+        elif kind == "modify_comment":
+            lines.append(f"change the comment of {_dotted_name(*diff[1:4])}")
+        else:
+            lines.append(kind.replace("_", " "))
+    return lines
+
+
+def _verb(kind: str) -> str:
+    return "add" if kind.startswith("add") else "remove"
+
+
+def _table_name(table: sa.Table | None) -> str:
+    if table is None:
+        return "?"
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+def _dotted_name(schema: str | None, table: str, column: str) -> str:
+    return ".".join(part for part in (schema, table, column) if part)
+
+
+def _constraint(constraint: Any) -> str:
+    name = f" {constraint.name}" if constraint.name else ""
+    columns = ", ".join(str(c.name) for c in constraint.columns)
+    table = _table_name(getattr(constraint, "table", None))
+    if isinstance(constraint, sa.ForeignKeyConstraint):
+        return f"foreign key{name} on {table} ({columns}) -> {constraint.referred_table.name}"
+    if isinstance(constraint, sa.UniqueConstraint):
+        return f"unique constraint{name} on {table} ({columns})"
+    if isinstance(constraint, sa.CheckConstraint):
+        return f"check constraint{name} on {table}"
+    return f"constraint{name} on {table}"
+
+
+def _default(value: Any) -> str:
+    if value is None or value is False:
+        return "none"
+    arg = getattr(value, "arg", value)
+    return repr(getattr(arg, "text", arg))
