@@ -18,6 +18,7 @@ from pathlib import Path
 
 import lancedb
 import pytest
+from lance_scripts.forensics import trace
 from lance_scripts.testlib import backend, by_line, rollback, upgrade, write_files
 
 from migrator.errors import MigrationFailed
@@ -139,6 +140,9 @@ def trial(tmp_path: Path, seed: int) -> None:
     ids = db.open_table("memos").to_arrow().column("id").to_pylist()
     assert len(ids) == len(set(ids)), f"seed {seed}: duplicated rows"
     lost = set(appended) - set(ids)
+    if lost:  # the evidence: which Lance version dropped which batch, and the app's own account
+        print("\n".join(trace(db.open_table("memos").to_lance())))
+        print("\n".join(app.lines))
     assert not lost, f"seed {seed} ({outcomes}): {len(lost)} committed application rows lost"
     assert sorted(ids) == sorted([*range(ROWS), *appended]), f"seed {seed}: rows nobody committed"
     line = by_line(b.applied())["memos"]
