@@ -201,6 +201,60 @@ def test_a_rollback_racing_an_application_append_refuses_and_keeps_the_row(tmp_p
     assert by_line(b.applied()) == {"memos": [1, 2]} and table_stamp(db, "memos") == 2
 
 
+SLOW_SUCCESS = '''
+    import os, time
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from migrator.lancedb import Index, add_columns, migration, recreate_table
+    from lance_scripts.testlib import memo_rows
+
+    GATE = {gate!r}
+
+    @migration(table="memos", version=1)
+    def create(db):
+        db.create_table("memos", data=memo_rows(50))
+
+    def bump(batch):
+        return batch.set_column(batch.schema.get_field_index("rev"), "rev", pc.add(batch.column("rev"), 1))
+
+    @migration(table="memos", version=2, indices=[Index("id")])
+    def slow(db):
+        open(GATE + ".waiting", "w").close()  # works a while; the app appends meanwhile
+        while not os.path.exists(GATE + ".go"):
+            time.sleep(0.01)
+        {change}
+'''
+
+SUCCESSES = {
+    "add-columns": 'add_columns(db, "memos", pa.field("note", pa.string()))',
+    "recreate-table": 'recreate_table(db, "memos", schema=db.open_table("memos").schema, transform=bump)',
+}
+
+
+@pytest.mark.parametrize("change", list(SUCCESSES), ids=list(SUCCESSES))
+def test_a_rollback_of_a_migration_the_application_appended_during_refuses_and_keeps_the_rows(
+        tmp_path: Path, change: str) -> None:
+    gate = tmp_path / "gate"
+    migrations = write_files(tmp_path / "migrations", {
+        "001_memos.py": SLOW_SUCCESS.format(gate=str(gate), change=SUCCESSES[change])})
+    b = backend(tmp_path / "db", migrations)
+    upgrade(b, to=1)
+    thread, out = run_in_thread(lambda: upgrade(b))
+    wait_for(Path(f"{gate}.waiting"))
+    app_appends(tmp_path / "db", start=700, count=2)  # while v2 runs: its rows are in v2's result
+    Path(f"{gate}.go").touch()
+    thread.join(120)
+    assert "error" not in out, out.get("error")
+    db = lancedb.connect(str(tmp_path / "db"))
+    before = (db.open_table("memos").version, ids(db))
+    with pytest.raises(MigrationFailed) as err:
+        rollback(b, "memos", 1)  # restoring v1's Lance version would discard rows 700 and 701
+    assert "appended while" in str(err.value) and "(Append)" in str(err.value)
+    assert "nothing was changed" in str(err.value)
+    assert (db.open_table("memos").version, ids(db)) == before and {700, 701} <= set(before[1])
+    assert by_line(b.applied()) == {"memos": [1, 2]} and table_stamp(db, "memos") == 2
+
+
 def test_a_rollback_racing_an_index_build_still_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     migrations = write_files(tmp_path / "migrations", {"001_memos.py": ROLLBACK})
     b = backend(tmp_path / "db", migrations)
