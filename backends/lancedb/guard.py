@@ -16,9 +16,10 @@ racing for version ``v + 1`` exactly one wins and the other gets a conflict.
   read version (it conflicts with none of them), so it may land at a later
   version, hiding those commits. That is seen at once (its version is not
   ``read_version + 1``) and taken back: the version just before it is
-  restored the same way, which brings the other writers' commits back, and
-  the caller gets :class:`TableMoved` to check again. If even that cannot be
-  done, :class:`HiddenCommits` names the version holding them.
+  restored the same way, which brings the other writers' commits back (rows
+  a writer appended on top of migrator's restore meanwhile are appended
+  again), and the caller gets :class:`TableMoved` to check again. If even
+  that cannot be done, :class:`HiddenCommits` names the version holding them.
 
 Used by every site (undo of a failed or interrupted migration, rollback,
 ``recreate_table``'s cut-over, the bookkeeping table's overwrite). After the
@@ -39,7 +40,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .common import TX_OP
+from .common import TX_OP, commits, describe
 
 __all__ = ["HiddenCommits", "TableMoved", "commit", "overwrite", "restore"]
 
@@ -99,7 +100,12 @@ def _commit_once(dataset: Any, operation: Any, *, read_version: int, table: str,
 
 
 def _take_back(dataset: Any, landed: int, table: str, what: str) -> None:
-    """Restore the version before ``landed`` (migrator's restore that hid other writers' commits)."""
+    """Restore the version before ``landed`` (migrator's restore that hid other writers' commits).
+
+    If a writer committed on top of migrator's restore meanwhile (an application that reopened the table at
+    once), the take-back lands over it too and hides it: its rows, made on the restored version, are appended
+    again (read from the versions that added them, cast to the schema taken back), in one more commit.
+    """
     import lance
 
     hidden = landed - 1
@@ -107,14 +113,32 @@ def _take_back(dataset: Any, landed: int, table: str, what: str) -> None:
         try:
             new = _commit_once(dataset, lance.LanceOperation.Restore(hidden), read_version=landed, table=table,
                                what=f"taking back {what}", properties=None)
-        except TableMoved:  # another writer took the version it aimed at: aim again
+            break
+        except TableMoved:  # another writer took the very version it aimed at: aim again
             continue
-        if int(new.version) == landed + 1:
-            return
-        landed = int(new.version)  # rebased again over a newer commit: take this one back too
-        hidden, dataset = landed - 1, new
-    raise HiddenCommits(f"{table}: {what} landed over other writers' commits and could not be taken back; their "
-                        f"rows are in Lance version {hidden}: restore it by hand (table.restore({hidden}))")
+    else:
+        raise HiddenCommits(f"{table}: {what} landed over other writers' commits and could not be taken back; "
+                            f"their rows are in Lance version {hidden}: restore it by hand (table.restore({hidden}))")
+    back = int(new.version)
+    if back == landed + 1:
+        return
+    on_top = commits(new, landed + 1, back - 1)
+    if any(c.changes_rows and c.operation != "Append" for c in on_top):
+        raise HiddenCommits(f"{table}: {what} landed over other writers' commits; taking it back hid the commits "
+                            f"made on top of it ({describe(on_top)}), which cannot be appended again: restore "
+                            f"Lance version {back - 1} by hand (table.restore({back - 1})) to see them")
+    from .undo import CannotKeep, appended_fragments
+
+    try:
+        fragments, _ = appended_fragments(new, [c.version for c in on_top if c.operation == "Append"],
+                                          new.schema)
+    except CannotKeep as exc:
+        raise HiddenCommits(f"{table}: {what} landed over other writers' commits; taking it back hid the rows "
+                            f"appended on top of it ({describe(on_top)}), which cannot take the table's schema "
+                            f"({exc}): restore Lance version {back - 1} by hand to see them") from exc
+    lance.LanceDataset.commit(new, lance.Transaction(
+        read_version=back, operation=lance.LanceOperation.Append(fragments),
+        transaction_properties={TX_OP: "kept", "migrator.kept": describe(on_top)}))
 
 
 def restore(dataset: Any, version: int, *, read_version: int, table: str,
