@@ -79,6 +79,44 @@ def test_a_guarded_restore_commits_on_the_version_it_checked(tmp_path: Path) -> 
     assert int(new.version) == int(checked.version) + 1 and ids(db) == list(range(10))
 
 
+def test_a_restore_lance_rebases_over_an_application_commit_is_taken_back_keeping_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app commits between migrator's check and its commit: Lance would land the restore on top, hiding it."""
+    import lance
+
+    db = lancedb.connect(str(tmp_path / "db"))
+    table = db.create_table("memos", data=memo_rows(10))
+    table.add(memo_rows(5, start=10))
+    checked = table.to_lance()
+    real = lance.LanceDataset.commit
+    calls: list[int] = []
+
+    def app_first(*args: Any, **kwargs: Any) -> Any:
+        if not calls:
+            app_appends(tmp_path / "db", start=100, count=3)  # after the check, before the commit
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lance.LanceDataset, "commit", staticmethod(app_first))
+    with pytest.raises(guard.TableMoved):
+        guard.restore(checked, 1, read_version=int(checked.version), table="memos")
+    assert ids(db) == [*range(15), 100, 101, 102]
+
+
+@pytest.mark.crash
+@pytest.mark.parametrize("kind", ["restore", "overwrite"])
+def test_guarded_commits_never_replace_a_commit_of_an_application_appending_back_to_back(
+        tmp_path: Path, kind: str) -> None:
+    """150 guarded commits against a live appender (lance_scripts/guard_stress.py); without the fix: 1 to 3 lost."""
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "guard_stress.py"), str(tmp_path), "150", kind,
+                           "0" if kind == "restore" else "0.01"], capture_output=True, text=True, timeout=900,
+                          check=False)
+    summary = next((line for line in proc.stdout.splitlines() if line.startswith("rounds ")), proc.stderr[-2000:])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    words = summary.split()
+    assert int(words[3]) > 0 and words[-1] == "0", summary  # some commits made it, no app batch lost
+
+
 # -- a failed migration while the application appends ---------------------------------------------------------------
 
 SLOW_FAILURE = '''
@@ -198,6 +236,60 @@ def test_a_rollback_racing_an_application_append_refuses_and_keeps_the_row(tmp_p
     assert "during the rollback" in str(err.value) and "Append" in str(err.value)
     db = lancedb.connect(str(tmp_path / "db"))
     assert ids(db) == [*range(50), 900] and "note" in db.open_table("memos").schema.names
+    assert by_line(b.applied()) == {"memos": [1, 2]} and table_stamp(db, "memos") == 2
+
+
+SLOW_SUCCESS = '''
+    import os, time
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from migrator.lancedb import Index, add_columns, migration, recreate_table
+    from lance_scripts.testlib import memo_rows
+
+    GATE = {gate!r}
+
+    @migration(table="memos", version=1)
+    def create(db):
+        db.create_table("memos", data=memo_rows(50))
+
+    def bump(batch):
+        return batch.set_column(batch.schema.get_field_index("rev"), "rev", pc.add(batch.column("rev"), 1))
+
+    @migration(table="memos", version=2, indices=[Index("id")])
+    def slow(db):
+        open(GATE + ".waiting", "w").close()  # works a while; the app appends meanwhile
+        while not os.path.exists(GATE + ".go"):
+            time.sleep(0.01)
+        {change}
+'''
+
+SUCCESSES = {
+    "add-columns": 'add_columns(db, "memos", pa.field("note", pa.string()))',
+    "recreate-table": 'recreate_table(db, "memos", schema=db.open_table("memos").schema, transform=bump)',
+}
+
+
+@pytest.mark.parametrize("change", list(SUCCESSES), ids=list(SUCCESSES))
+def test_a_rollback_of_a_migration_the_application_appended_during_refuses_and_keeps_the_rows(
+        tmp_path: Path, change: str) -> None:
+    gate = tmp_path / "gate"
+    migrations = write_files(tmp_path / "migrations", {
+        "001_memos.py": SLOW_SUCCESS.format(gate=str(gate), change=SUCCESSES[change])})
+    b = backend(tmp_path / "db", migrations)
+    upgrade(b, to=1)
+    thread, out = run_in_thread(lambda: upgrade(b))
+    wait_for(Path(f"{gate}.waiting"))
+    app_appends(tmp_path / "db", start=700, count=2)  # while v2 runs: its rows are in v2's result
+    Path(f"{gate}.go").touch()
+    thread.join(120)
+    assert "error" not in out, out.get("error")
+    db = lancedb.connect(str(tmp_path / "db"))
+    before = (db.open_table("memos").version, ids(db))
+    with pytest.raises(MigrationFailed) as err:
+        rollback(b, "memos", 1)  # restoring v1's Lance version would discard rows 700 and 701
+    assert "appended while" in str(err.value) and "(Append)" in str(err.value)
+    assert "nothing was changed" in str(err.value)
+    assert (db.open_table("memos").version, ids(db)) == before and {700, 701} <= set(before[1])
     assert by_line(b.applied()) == {"memos": [1, 2]} and table_stamp(db, "memos") == 2
 
 

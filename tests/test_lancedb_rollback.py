@@ -31,9 +31,9 @@ def create_notes(db):
 def add_summary(db):
     add_columns(db, "notes", pa.field("summary", pa.string()))
 
-@migration(table="notes", version=3, description="append ten")
-def append_ten(db):
-    db.open_table("notes").add([{"id": 100 + i, "text": "more", "summary": "s"} for i in range(10)])
+@migration(table="notes", version=3, description="delete ten")
+def delete_ten(db):
+    db.open_table("notes").delete("id >= 40")
 
 @migration(table="people", version=1, description="create people")
 def create_people(db):
@@ -102,7 +102,7 @@ def test_upgrade_after_a_rollback_runs_the_migrations_again_once(tmp_path: Path,
     p.cli("rollback", "0")
     assert p.cli("upgrade").code == 0
     assert versions(p) == {"notes": 3, "people": 2}
-    assert db_of(p).open_table("notes").count_rows() == 60
+    assert db_of(p).open_table("notes").count_rows() == 40
     history = json.loads(p.cli("history", "--json", "--backend", "vec").out)["backends"][0]["history"]
     assert sorted((h["line"], h["version"]) for h in history) == [
         ("notes", 1), ("notes", 2), ("notes", 3), ("people", 1), ("people", 2)]
@@ -130,7 +130,7 @@ def test_rollback_refuses_when_the_application_wrote_since_and_changes_nothing(
     before = (notes.version, len(bookkeeping(p)))
     result = p.cli("rollback", "2", "--table", "notes")
     assert result.code == 1
-    assert "notes has commits since notes v3 (append ten) that restoring would discard" in result.err
+    assert "notes has commits since notes v3 (delete ten) that restoring would discard" in result.err
     assert "(Append)" in result.err and "table.restore(" in result.err and "migrator stamp 2" in result.err
     assert (db_of(p).open_table("notes").version, len(bookkeeping(p))) == before
     assert versions(p)["notes"] == 3
@@ -168,7 +168,7 @@ def test_a_stamped_version_cannot_be_rolled_back_and_nothing_changes(tmp_path: P
     assert result.code == 2
     assert "notes v2 was stamped, not run by migrator: there is no state from before it to restore" in result.err
     assert "nothing was changed" in result.err
-    assert versions(p)["notes"] == 3 and db_of(p).open_table("notes").count_rows() == 60  # v3 not undone either
+    assert versions(p)["notes"] == 3 and db_of(p).open_table("notes").count_rows() == 40  # v3 not undone either
 
 
 def test_rollback_dry_run_lists_the_steps_and_changes_nothing(tmp_path: Path,
@@ -188,7 +188,7 @@ def test_rollback_backup_tags_the_tables_first(tmp_path: Path, capsys: pytest.Ca
     notes = db_of(p).open_table("notes")
     (tag,) = [t for t in notes.tags.list() if t.startswith("migrator-backup-")]
     notes.restore(tag)
-    assert notes.count_rows() == 60  # the tag holds the state before the rollback
+    assert notes.count_rows() == 40  # the tag holds the state before the rollback
 
 
 # -- interrupted rollbacks (the state a kill -9 leaves between the log rows and the restore) ------------------
@@ -231,7 +231,7 @@ def test_the_next_run_settles_an_interrupted_rollback_and_continues(tmp_path: Pa
         b.apply(v3, Direction.UP if restored else Direction.DOWN, lambda _: None)
     assert by_line(b.applied())["notes"] == ([1, 2, 3] if restored else [1, 2])
     table = lancedb.connect(uri).open_table("notes")
-    assert table.count_rows() == (60 if restored else 50)
+    assert table.count_rows() == (40 if restored else 50)
     events = [r.event for r in Bookkeeping("table_migrations").read(lancedb.connect(uri)) or []
               if r.attempt == "crashed"]
     assert events == [EVENT_REVERTING, "rolled_back" if restored else "failed"]

@@ -7,7 +7,14 @@ version from just before it (null: it created the table). Undoing it:
    (rows written by the application after it, a restore by hand): the restore
    would discard them. The message names the commits and the manual way out.
    Commits that change no rows (indices, compaction, metadata) and failed
-   migrations that were undone do not count.
+   migrations that were undone do not count. Refused the same way when rows
+   were appended *while* the migration ran (its Lance versions from the
+   ``started`` one to the ``applied`` one): restoring the version from before
+   it would discard them too, and, as for a failed migration, an ``Append`` is
+   taken for the application's (a live writer's rows, those
+   ``recreate_table`` caught up with, those added after its cut-over while the
+   indices were rebuilt). Found by the soak test: a rollback right after a
+   recreation under a live writer dropped its rows with exit 0.
 2. Append a ``reverting`` row (the intent).
 3. Restore ``start``: one commit that brings back the old data, schema and
    schema metadata, so the stamp goes back with it. The commit is guarded on
@@ -49,7 +56,7 @@ from .bookkeeping import (
     starts,
     why_irreversible,
 )
-from .common import META_VERSION, changes_since, describe, metadata_of, open_table, retry, stamp_of
+from .common import META_VERSION, Commit, changes_since, describe, metadata_of, open_table, retry, stamp_of
 from .guard import TableMoved, restore
 
 __all__ = ["check_revert", "closing_row", "revert", "settle"]
@@ -109,6 +116,18 @@ def _restore_unmoved(db: Any, name: str, start: int, checked: int, after: int, a
     raise TableMoved(name, checked, f"the restore of Lance version {start}")
 
 
+def appended_during(dataset: Any, start: int | None, after: int) -> list[Commit]:
+    """The ``Append`` commits among the changes from Lance version ``start`` (None: no table) to ``after``.
+
+    Lance does not record who made a commit; as for a failed migration, an
+    ``Append`` made while the migration ran is taken for the application's (a
+    row a live writer added during the migration, or caught up with by
+    ``recreate_table``, or added after the cut-over while the indices were
+    rebuilt): restoring ``start`` would discard it.
+    """
+    return [c for c in changes_since(dataset, start or 0, upto=after) if c.operation == "Append"]
+
+
 def check_revert(db: Any, books: Bookkeeping, plan: Sequence[Migration], backend: str) -> None:
     """Raise, changing nothing, the refusal :func:`revert` would raise for any step of a rollback ``plan``.
 
@@ -158,8 +177,11 @@ def _refuse_unsafe(db: Any, records: dict[tuple[str, int], Row], started: dict[s
         dataset = table.to_lance()
         checked = int(dataset.version)
         changed = [] if after is None else changes_since(dataset, after, upto=earlier.get(name))
-        if after is None or changed:
+        during = [] if after is None or changed else appended_during(dataset, start, after)
+        if after is None or changed or during:
             what = (f"has commits since {label} that restoring would discard: {describe(changed)}" if changed
+                    else f"had rows appended while {label} ran ({describe(during)}), taken for another writer's, "
+                         "that restoring would discard" if during
                     else f"was created again after {label} dropped it")
             by_hand = (f"table.restore({start}), then `migrator stamp {version - 1} --backend {backend} --table {name}`"
                        if start is not None else

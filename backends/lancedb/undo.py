@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .common import TX_OP, Commit, Report, commits, open_table
+from .common import TX_OP, Commit, Report, changes_since, commits, open_table
 from .common import describe as describe_all
 from .guard import TableMoved, restore
 
-__all__ = ["Undo", "undo_since"]
+__all__ = ["CannotKeep", "Undo", "appended_fragments", "undo_since"]
 
 ATTEMPTS = 5
 TX_REAPPLY = "reapply"
@@ -69,8 +69,9 @@ def undo_since(db: Any, name: str, start: int, report: Report) -> Undo:
         if done:  # an earlier undo finished here (then died before its bookkeeping): that is the state to keep
             start = done[-1].version
             continue
-        appends = [c for c in history if c.operation == "Append"]
-        changes = [c for c in history if c.changes_rows and c.operation != "Append"]
+        in_effect = changes_since(dataset, start)  # a restore taken back (guard.py) hides the commits it undid
+        appends = [c for c in in_effect if c.operation == "Append"]
+        changes = [c for c in in_effect if c.changes_rows and c.operation != "Append"]
         if not changes:
             if not appends:
                 return Undo(f"{name} unchanged: the commits since Lance version {start} change no rows", True)
@@ -85,7 +86,7 @@ def undo_since(db: Any, name: str, start: int, report: Report) -> Undo:
         except TableMoved:
             report(f"another writer committed to {name} while it was being restored; checking again")
             continue
-        except _CannotKeep as exc:
+        except CannotKeep as exc:
             return Undo(f"{name} left as it is (Lance version {latest}, the migration's commits included): "
                         f"the rows other writers appended ({describe(appends)}) cannot be kept in the schema of "
                         f"Lance version {start} ({exc}); restore by hand (table.restore({start})) only if they "
@@ -101,7 +102,7 @@ def describe(items: list[Commit], most: int = 8) -> str:
     return f"{describe_all(items[:most])} and {len(items) - most} more, up to version {items[-1].version}"
 
 
-class _CannotKeep(ValueError):
+class CannotKeep(ValueError):
     pass
 
 
@@ -109,14 +110,30 @@ def _restore_keeping(dataset: Any, name: str, start: int, latest: int, appends: 
                      report: Report) -> Undo:
     """Write the appended rows in ``start``'s schema, restore ``start`` guarded on ``latest``, append them."""
     import lance
+
+    target = dataset.checkout_version(start).schema
+    fragments, rows = appended_fragments(dataset, [c.version for c in appends], target)
+    restored = restore(dataset, start, read_version=latest, table=name)
+    lance.LanceDataset.commit(restored, lance.Transaction(
+        read_version=int(restored.version), operation=lance.LanceOperation.Append(fragments),
+        transaction_properties={TX_OP: TX_REAPPLY, "migrator.restored": str(start)}))
+    report(f"restored Lance version {start} (from before the migration) and appended again the {rows:,} row(s) "
+           f"other writers had committed meanwhile ({describe(appends)})")
+    return Undo(f"{name} restored to Lance version {start} (its state before the migration), with the {rows:,} "
+                f"row(s) other writers appended meanwhile ({describe(appends)}) kept", True)
+
+
+def appended_fragments(dataset: Any, versions: list[int], target: Any) -> tuple[list[Any], int]:
+    """The rows the Appends at ``versions`` added, cast to schema ``target``, written as uncommitted fragments.
+
+    Returns the fragments and their row count. Raises :class:`CannotKeep` when the rows cannot take ``target``.
+    """
     import pyarrow as pa
     from lance.fragment import write_fragments
 
-    target = dataset.checkout_version(start).schema
-    plan = [(version, _cast_plan(dataset.checkout_version(version).schema, target))
-            for version in (c.version for c in appends)]
+    plan = [(version, _cast_plan(dataset.checkout_version(version).schema, target)) for version in versions]
     rows = 0
-    failed: list[_CannotKeep] = []
+    failed: list[CannotKeep] = []
 
     def batches() -> Iterator[Any]:
         nonlocal rows
@@ -125,7 +142,7 @@ def _restore_keeping(dataset: Any, name: str, start: int, latest: int, appends: 
                 rows += batch.num_rows
                 try:
                     yield _cast(batch, target, columns)
-                except _CannotKeep as exc:  # Lance wraps what the stream raises: keep it to raise it as it is
+                except CannotKeep as exc:  # Lance wraps what the stream raises: keep it to raise it as it is
                     failed.append(exc)
                     raise
 
@@ -137,14 +154,7 @@ def _restore_keeping(dataset: Any, name: str, start: int, latest: int, appends: 
         if failed:
             raise failed[0] from None
         raise
-    restored = restore(dataset, start, read_version=latest, table=name)
-    lance.LanceDataset.commit(restored, lance.Transaction(
-        read_version=int(restored.version), operation=lance.LanceOperation.Append(fragments),
-        transaction_properties={TX_OP: TX_REAPPLY, "migrator.restored": str(start)}))
-    report(f"restored Lance version {start} (from before the migration) and appended again the {rows:,} row(s) "
-           f"other writers had committed meanwhile ({describe(appends)})")
-    return Undo(f"{name} restored to Lance version {start} (its state before the migration), with the {rows:,} "
-                f"row(s) other writers appended meanwhile ({describe(appends)}) kept", True)
+    return fragments, rows
 
 
 def _appended(dataset: Any, version: int) -> Iterator[Any]:
@@ -157,7 +167,7 @@ def _appended(dataset: Any, version: int) -> Iterator[Any]:
 
 
 def _cast_plan(source: Any, target: Any) -> list[str | None]:
-    """For each column of ``target``: the ``source`` column to cast from (None: all null). Raises _CannotKeep."""
+    """For each column of ``target``: the ``source`` column to cast from (None: all null). Raises CannotKeep."""
     import pyarrow as pa
 
     plan: list[str | None] = []
@@ -165,7 +175,7 @@ def _cast_plan(source: Any, target: Any) -> list[str | None]:
         index = source.get_field_index(f.name)
         if index < 0:
             if not f.nullable:
-                raise _CannotKeep(f"they lack the non-null column {f.name}")
+                raise CannotKeep(f"they lack the non-null column {f.name}")
             plan.append(None)
             continue
         have = source.field(index).type
@@ -173,7 +183,7 @@ def _cast_plan(source: Any, target: Any) -> list[str | None]:
             try:
                 pa.array([], type=have).cast(f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise _CannotKeep(f"column {f.name} is {have} and cannot become {f.type}") from exc
+                raise CannotKeep(f"column {f.name} is {have} and cannot become {f.type}") from exc
         plan.append(f.name)
     return plan
 
@@ -191,6 +201,6 @@ def _cast(batch: Any, target: Any, columns: list[str | None]) -> Any:
             try:
                 values = values.cast(f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise _CannotKeep(f"a value of column {f.name} cannot become {f.type}: {exc}") from exc
+                raise CannotKeep(f"a value of column {f.name} cannot become {f.type}: {exc}") from exc
         arrays.append(values)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
