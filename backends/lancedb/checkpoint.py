@@ -50,7 +50,7 @@ class KeptCheckpoint(BatchUDFCheckpoint):
     """Lance's SQLite checkpoint that survives the ``add_columns`` commit (removed by :meth:`remove`)."""
 
     def __init__(self, path: Path, *, batches: bool = True) -> None:
-        super().__init__(str(path))
+        super().__init__(str(path))  # type: ignore[no-untyped-call]
         self.batches = batches
 
     def cleanup(self) -> None:  # called by Lance right after the add_columns commit: keep it for the swap

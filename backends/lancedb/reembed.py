@@ -272,6 +272,7 @@ def _embed(dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, g
     resumed = 0
     for attempt in range(1, MAX_EMBED_ATTEMPTS + 1):
         cache, held = prepare(path, dataset, batches=granularity == "batch", batch_size=plan.batch_size)
+        progress.total = int(dataset.count_rows())
         if attempt == 1:
             resumed = held
             progress.done = held
@@ -409,7 +410,7 @@ def _fill(dataset: Any, plan: _Plan, embed: Callable[[Any], Any]) -> tuple[list[
     rows = 0
     scratch = pa.schema([pa.field(f"_migrator_fill_{i}", f.type) for i, f in enumerate(plan.output)])
     for fragment in dataset.get_fragments():
-        present = {i for data in fragment.metadata.data_files() for i in data.fields}
+        present = {i for data in fragment.metadata.files for i in data.fields}
         if set(wanted) <= present:
             continue
         if present & set(wanted):
@@ -422,7 +423,7 @@ def _fill(dataset: Any, plan: _Plan, embed: Callable[[Any], Any]) -> tuple[list[
 
         udf = lance.batch_udf(output_schema=scratch)(compute)
         merged, _ = fragment.merge_columns(udf, columns=list(plan.source), batch_size=plan.batch_size)
-        new = merged.data_files()[-1]
+        new = merged.files[-1]
         rows += int(fragment.metadata.physical_rows or 0)
         data = DataFile(new.path, wanted, list(new.column_indices), new.file_major_version, new.file_minor_version,
                         new.file_size_bytes, new.base_id)
