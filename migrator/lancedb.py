@@ -73,6 +73,12 @@ Native schema evolution (no data rewrite unless noted)
       drop_columns(db, "memos", ["legacy"])
       # same as: table.drop_columns(["legacy"])
 
+* compute a vector column again with a new embedding model (O(rows) for the
+  new column only; resumable; swapped in with the model tag and the stamp in
+  one commit; vector index rebuilt)::
+
+      reembed(db, "chunks", embed=embed, model="mpnet-768", dim=768, source=["text"])
+
 * change a column's type: ``table.alter_columns({"path": "n", "data_type": pa.int32()})``
   rewrites the column (O(rows)); casts Lance refuses (timestamp->int64,
   int64->float64, int->string) need :func:`recreate_table` with a transform.
