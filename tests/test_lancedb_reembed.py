@@ -421,3 +421,27 @@ def test_a_killed_reembed_many(docs_v1: tuple[Path, Path], tmp_path: Path, kill:
                                monkeypatch: pytest.MonkeyPatch) -> None:
     kill_trial(docs_v1, tmp_path, kill, monkeypatch)
 
+
+
+def test_on_object_storage_the_checkpoint_lives_in_a_local_cache_folder(s3_bucket: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    db = lancedb.connect(s3_bucket.uri(), storage_options=s3_bucket.storage_options)
+    make_docs(db, rows=1000, parts=2)
+    embed = embedder(NEW_DIM)
+    calls = {"n": 0}
+
+    def failing(batch: pa.RecordBatch) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("stop")
+        return embed(batch)
+
+    with pytest.raises(RuntimeError):
+        reembed(db, "docs", embed=failing, model="m2", dim=NEW_DIM, batch_size=250)
+    kept = list((tmp_path / "cache" / "migrator" / "reembed").glob("*/docs.*.sqlite"))
+    assert len(kept) == 1
+    result = reembed(db, "docs", embed=embed, model="m2", dim=NEW_DIM, batch_size=250)
+    assert result.rows_resumed == 500 and result.rows_embedded == 500
+    assert_embedded(db.open_table("docs"), NEW_DIM)
+    assert not kept[0].exists()
