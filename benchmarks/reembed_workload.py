@@ -8,8 +8,8 @@ hard-linked copy of the same seed:
 * ``reembed (fragment checkpoint)``: the vectors are written once; a kill loses the fragment in progress
 * ``recreate_table``: the whole table streamed through the same function into an overwrite
 * ``reembed killed at 1/2 + re-run`` (each granularity): the child SIGKILLs itself when half the rows are
-  embedded, then a second child finishes; the time and bytes are the sum, ``rows_embedded_total`` is
-  counted across both
+  embedded, then a second child finishes; time, CPU and bytes are the re-run's, ``rows_embedded_total``
+  is counted across both runs
 
 Each child prints the bytes it wrote (``wchar``), the new column's data file size and rows embedded.
 """

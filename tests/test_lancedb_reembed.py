@@ -445,3 +445,26 @@ def test_on_object_storage_the_checkpoint_lives_in_a_local_cache_folder(s3_bucke
     assert result.rows_resumed == 500 and result.rows_embedded == 500
     assert_embedded(db.open_table("docs"), NEW_DIM)
     assert not kept[0].exists()
+
+
+def test_a_run_stopped_after_the_new_column_commit_reuses_it_and_embeds_nothing_again(db: Any, tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch
+                                                                                      ) -> None:
+    counter = tmp_path / "count"
+    monkeypatch.setenv("REEMBED_COUNT_FILE", str(counter))
+    make_docs(db, rows=1000, parts=2)
+
+    def stop_before_the_swap(line: str) -> None:
+        if line.startswith("docs: embedded 1,000 of 1,000"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, report=stop_before_the_swap)
+    table = db.open_table("docs")
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), OLD_DIM)  # still the old version
+    db.open_table("docs").add(doc_rows(5, 80_000))  # and an app appends meanwhile
+    lines: list[str] = []
+    result = reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, report=lines.append)
+    assert any("an interrupted reembed left vector__reembed_" in line for line in lines), lines
+    assert result.rows_embedded == 5 and embedded_rows(str(counter)) == 1005
+    assert_embedded(db.open_table("docs"), NEW_DIM)
