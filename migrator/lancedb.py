@@ -406,6 +406,7 @@ def recreate_table(
     retries: int = 2,
     allow_row_count_change: bool = False,
     report: Report | None = None,
+    engine: str | None = None,
 ) -> RecreateResult:
     """Rewrite table ``name`` in place, streaming, into ``schema`` through ``transform(batch) -> batch``.
 
@@ -419,10 +420,15 @@ def recreate_table(
     during the copy restart it from the latest version (``retries`` times),
     then :class:`ConcurrentWriteError`, nothing committed. ``schema=None``
     keeps the old schema (or takes the transform's output schema).
+
+    ``engine="ray"`` runs the copy on a Ray cluster (``RAY_ADDRESS``, or a local
+    Ray), one task per fragment, with the same catch-up, guarded commit and
+    stamp (``pip install 'migrator[ray]'``); ``None`` takes the backend's
+    ``engine`` key inside a migration, else ``"local"``.
     """
     result: RecreateResult = _impl("lancedb.recreate").recreate_table(
         db, name, schema=schema, transform=transform, batch_size=batch_size, retries=retries,
-        allow_row_count_change=allow_row_count_change, report=report)
+        allow_row_count_change=allow_row_count_change, report=report, engine=engine)
     return result
 
 

@@ -94,6 +94,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator import requirements
+from migrator.engines import DEFAULT_ENGINE
 from migrator.errors import (
     BackendUnavailable,
     ConfigError,
@@ -163,6 +164,13 @@ def create(config: BackendConfig) -> LanceBackend:
     """Open the adapter for a ``type = "lancedb"`` backend of the configuration (connects lazily)."""
     options = dict(config.options)
     storage = options.get("storage_options")
+    if options.get("engine") == "ray":
+        from .ray_engine import missing_modules
+
+        missing = missing_modules()
+        if missing:
+            raise ConfigError(f"{config.source}: backend {config.name!r} has engine = \"ray\", which needs "
+                              f"`{install_command('ray')}` ({', '.join(missing)} not installed)")
     return LanceBackend(
         config.name,
         config.location,
@@ -172,6 +180,7 @@ def create(config: BackendConfig) -> LanceBackend:
         version_table=config.version_table or DEFAULT_VERSION_TABLE,
         lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
         source=config.source,
+        engine=str(options.get("engine", DEFAULT_ENGINE)),
     )
 
 
@@ -192,8 +201,10 @@ class LanceBackend:
         version_table: str = DEFAULT_VERSION_TABLE,
         lock_lease: float = DEFAULT_LEASE,
         source: str | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> None:
         self.name = name
+        self.engine = engine  # where recreate_table runs unless the call says (migrator.engines)
         self.uri = str(uri)
         self.migrations_dir = Path(migrations_dir)
         self.storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
@@ -606,7 +617,7 @@ class LanceBackend:
         attempt = uuid.uuid4().hex
         self._books.started(db, migration, lance_version=start_version, attempt=attempt)
         ctx = MigrationContext(table=step.table, version=step.version, label=migration.label, report=report,
-                               attempt=attempt, start_version=start_version)
+                               attempt=attempt, start_version=start_version, engine=self.engine)
         try:
             token = CURRENT.set(ctx)
             try:
