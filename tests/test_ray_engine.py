@@ -7,6 +7,7 @@ databases made the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -95,13 +96,18 @@ def project(root: Path, *, engine_arg: str | None = None, hook: str = "pass") ->
 
 
 def run(root: Path, *, engine: str = "local", engine_arg: str | None = None, hook: str = "pass",
-        to: int | None = None) -> tuple[LanceBackend, list[str]]:
+        to: int | None = None, lines: list[str] | None = None) -> tuple[LanceBackend, list[str]]:
+    """Upgrade ``root/db`` with the backend's ``engine`` key; progress lines into ``lines`` (kept on failure)."""
     migrations = project(root, engine_arg=engine_arg, hook=hook)
     b = backend(root / "db", migrations)
     b.engine = engine
-    lines: list[str] = []
+    lines = [] if lines is None else lines
     upgrade(b, to=to, report=lines.append)
     return b, lines
+
+
+def copied_on_ray(lines: list[str]) -> bool:
+    return any("copying on Ray: 4 fragment(s), one task each" in line for line in lines)
 
 
 def snapshot(root: Path) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def test_a_recreation_on_ray_leaves_what_the_local_engine_leaves(tmp_path: Path)
     run(tmp_path / "local", engine="local")
     _, lines = run(tmp_path / "ray", engine="ray")
     local, on_ray = snapshot(tmp_path / "local"), snapshot(tmp_path / "ray")
-    assert any("copying on Ray: 4 fragment(s)" in line for line in lines), lines
+    assert copied_on_ray(lines), lines
     assert len(on_ray["rows"]) == 1200 and on_ray["rows"][5]["title_len"] == len("memo 5")
     assert on_ray["rows"] == local["rows"]                  # same rows, same order
     assert on_ray["schema"] == local["schema"]
@@ -137,7 +143,7 @@ def test_a_recreation_on_ray_leaves_what_the_local_engine_leaves(tmp_path: Path)
 def test_the_recreate_table_argument_overrides_the_backend_engine_key(tmp_path: Path) -> None:
     _, on_ray = run(tmp_path / "a", engine="local", engine_arg="ray")
     _, local = run(tmp_path / "b", engine="ray", engine_arg="local")
-    assert any("copying on Ray" in line for line in on_ray)
+    assert copied_on_ray(on_ray), on_ray
     assert not any("Ray" in line for line in local), local
     assert snapshot(tmp_path / "a")["rows"] == snapshot(tmp_path / "b")["rows"]
 
@@ -148,8 +154,10 @@ def test_a_transform_failing_on_a_ray_worker_leaves_the_table_at_its_old_version
     before = snapshot(root)
     version = lancedb.connect(str(root / "db")).open_table("memos").version
     hook = 'if 1000 in batch.column("id").to_pylist(): raise ValueError("memo 1000 cannot be rewritten")'
+    lines: list[str] = []
     with pytest.raises(MigrationFailed) as err:
-        run(root, engine="ray", hook=hook)
+        run(root, engine="ray", hook=hook, lines=lines)
+    assert copied_on_ray(lines), lines
     (line,) = str(err.value).splitlines()
     assert "memos v2" in line and "ValueError: memo 1000 cannot be rewritten" in line, line
     assert lancedb.connect(str(root / "db")).open_table("memos").version == version
@@ -163,8 +171,10 @@ def test_a_transform_that_drops_rows_on_ray_is_refused_like_on_the_local_engine(
         root = tmp_path / engine
         run(root, engine=engine, to=1)
         before = snapshot(root)
+        lines: list[str] = []
         with pytest.raises(MigrationFailed) as err:
-            run(root, engine=engine, hook='batch = batch.slice(1)')
+            run(root, engine=engine, hook='batch = batch.slice(1)', lines=lines)
+        assert copied_on_ray(lines) == (engine == "ray"), lines
         errors[engine] = str(err.value).split(" failed: ", 1)[1].split(";")[0]
         assert snapshot(root) == before
     assert errors["ray"] == errors["local"] == \
@@ -190,7 +200,7 @@ def test_rows_an_application_appends_during_the_ray_copy_are_transformed_and_kep
                 lancedb.connect({str(uri)!r}).open_table("memos").add(row)
     ''').replace("\n", "\n        ")
     _, lines = run(root, engine="ray", hook=hook)
-    assert marker.exists()
+    assert copied_on_ray(lines) and marker.exists()
     rows = snapshot(root)["rows"]
     assert len(rows) == 1201 and rows[-1]["id"] == 5000 and rows[-1]["title_len"] == len("memo 5000")
     assert any("caught up with 1 row(s)" in line for line in lines), lines
@@ -237,3 +247,44 @@ def test_migrator_upgrade_starts_its_own_local_ray_when_ray_address_is_unset(tmp
     assert "connecting to a local Ray" in proc.stdout + proc.stderr
     assert "copying on Ray: 4 fragment(s)" in proc.stdout + proc.stderr
     assert snapshot(tmp_path)["stamp"] == 2
+
+
+def test_kill_9_of_the_migrating_process_during_the_ray_copy_commits_nothing_and_the_next_run_finishes(
+        tmp_path: Path) -> None:
+    """SIGKILL the `migrator upgrade` process while a Ray task is copying; then upgrade again (local engine)."""
+    import psutil
+
+    marker = tmp_path / "copying"
+    hook = (f'if 600 in batch.column("id").to_pylist():\n'
+            f'            open({str(marker)!r}, "w").close()\n'
+            f'            import time; time.sleep(60)')
+    project(tmp_path, hook=hook)
+    (tmp_path / "migrator.toml").write_text('[backends.vec]\ntype = "lancedb"\nuri = "db"\n'
+                                            'migrations = "migrations"\nengine = "ray"\n')
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade"], cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    started: list[Any] = []
+    try:
+        for _ in range(3000):  # the Ray task reached the third fragment
+            if marker.exists() or proc.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert marker.exists(), (tmp_path / "out.txt").read_text()
+        started = psutil.Process(proc.pid).children(recursive=True)   # the local Ray it started
+        proc.kill()
+        proc.wait()
+    finally:
+        for child in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        if proc.poll() is None:
+            proc.kill()
+    killed = snapshot(tmp_path)
+    assert killed["stamp"] == 1 and killed["books"] == {"memos": 1}
+    assert "title_len" not in killed["schema"].names and len(killed["rows"]) == 1200
+    run(tmp_path, engine="local")
+    done = snapshot(tmp_path)
+    assert done["stamp"] == 2 and done["books"] == {"memos": 2}
+    assert [r["title_len"] for r in done["rows"]] == [len(f"memo {i}") for i in range(1200)]
