@@ -43,13 +43,15 @@ from harness import (  # noqa: E402
 )
 from imports import import_profile  # noqa: E402
 from lance_workload import LanceWorkload, human  # noqa: E402
+from reembed_workload import ReembedWorkload, reembed_table  # noqa: E402
 from sql_workload import TOOLS, SqlWorkload  # noqa: E402
 from targets import Verdict, judge, verdict_table  # noqa: E402
 
 FULL = {"sql": [100, 1000, 5000], "lance": [100_000, 400_000, 1_000_000, 4_000_000],
-        "addcol": [10_000, 1_000_000], "jobs": (8, 100_000), "repeat": 5, "lance_repeat": 3}
+        "addcol": [10_000, 1_000_000], "jobs": (8, 100_000), "repeat": 5, "lance_repeat": 3,
+        "reembed": [1_000_000]}
 QUICK = {"sql": [100, 300], "lance": [10_000, 50_000], "addcol": [10_000, 50_000], "jobs": (8, 2_000),
-         "repeat": 2, "lance_repeat": 1}
+         "repeat": 2, "lance_repeat": 1, "reembed": [10_000]}
 
 
 def parse_rows(text: str) -> list[int]:
@@ -71,6 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sql-sizes", type=parse_rows, metavar="N,N", help="migration counts (default 100,1000,5000)")
     p.add_argument("--lance-sizes", type=parse_rows, metavar="ROWS,..",
                    help="recreation sizes (default 100k,400k,1M,4M)")
+    p.add_argument("--reembed-sizes", type=parse_rows, metavar="ROWS,..",
+                   help="re-embedding sizes (default 1M; 200k on a busy machine)")
     p.add_argument("--jobs-rows", type=parse_rows, metavar="ROWS", help="rows per table in the --jobs case")
     p.add_argument("--workdir", type=Path, help="where generated projects and databases go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -107,6 +111,8 @@ class Plan:
         self.sql_sizes = args.sql_sizes or preset["sql"]
         self.lance_sizes = args.lance_sizes or preset["lance"]
         self.addcol_sizes = preset["addcol"]
+        self.reembed_sizes = args.reembed_sizes or preset["reembed"]
+        self._reembed: ReembedWorkload | None = None
         tables, rows = preset["jobs"]
         self.jobs = (tables, args.jobs_rows[0] if args.jobs_rows else rows)
         self._sql: dict[int, SqlWorkload] = {}
@@ -136,6 +142,8 @@ class Plan:
             out.append((f"lance.recreate.{human(rows)}", partial(self._lance_case, "recreate", rows, rep)))
         for rows in self.addcol_sizes:
             out.append((f"lance.addcol.{human(rows)}", partial(self._lance_case, "addcol", rows, self.repeat)))
+        for rows in self.reembed_sizes:
+            out.append((f"lance.reembed.{human(rows)}", partial(self._reembed_case, rows, 1)))
         tables, rows = self.jobs
         out.append((f"lance.jobs.{tables}x{human(rows)}",
                     partial(self.lance.jobs_case, rows, tables, max(1, min(self.lance_repeat, 2)))))
@@ -146,6 +154,11 @@ class Plan:
         make = {"upgrade": workload.upgrade_case, "rollback": workload.rollback_case,
                 "status": workload.status_case, "validate": workload.validate_case}[command]
         return make(repeat, TOOLS)
+
+    def _reembed_case(self, rows: int, repeat: int) -> Case:
+        if self._reembed is None:
+            self._reembed = ReembedWorkload(self.work, self.log)
+        return self._reembed.case(rows, repeat)
 
     def _lance_case(self, kind: str, rows: int, repeat: int) -> Case:
         if kind == "recreate":
@@ -261,6 +274,8 @@ def report(machine: dict[str, Any], results: list[CaseResult], imports: dict[str
             lines.append(f"| `{label}` | {', '.join(info['heavy']) or 'no'} | {info['total_ms']:.0f} ms | {top} |")
         lines.append("")
     lines.append(verdict_table(verdicts))
+    if any(r.name.startswith("lance.reembed.") for r in results):
+        lines += ["", reembed_table(results)]
     return "\n".join(lines)
 
 

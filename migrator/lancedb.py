@@ -73,6 +73,12 @@ Native schema evolution (no data rewrite unless noted)
       drop_columns(db, "memos", ["legacy"])
       # same as: table.drop_columns(["legacy"])
 
+* compute a vector column again with a new embedding model (O(rows) for the
+  new column only; resumable; swapped in with the model tag and the stamp in
+  one commit; vector index rebuilt)::
+
+      reembed(db, "chunks", embed=embed, model="mpnet-768", dim=768, source=["text"])
+
 * change a column's type: ``table.alter_columns({"path": "n", "data_type": pa.int32()})``
   rewrites the column (O(rows)); casts Lance refuses (timestamp->int64,
   int64->float64, int->string) need :func:`recreate_table` with a transform.
@@ -96,6 +102,7 @@ __all__ = [
     "Index",
     "MigrationSpec",
     "RecreateResult",
+    "ReembedResult",
     "add_column_from_sql",
     "add_columns",
     "create_index",
@@ -104,6 +111,7 @@ __all__ = [
     "make_nullable",
     "migration",
     "recreate_table",
+    "reembed",
     "rename_column",
     "table_stamp",
 ]
@@ -275,6 +283,26 @@ class RecreateResult:
     rows_caught_up: int = 0        # rows other writers appended during the copy, transformed and included
 
 
+@dataclass(frozen=True)
+class ReembedResult:
+    """What :func:`reembed` did."""
+
+    table: str
+    column: str
+    model: str
+    dim: int
+    rows: int                      # rows in the table after the swap
+    rows_embedded: int             # rows the embed function computed in this call
+    rows_resumed: int              # about how many rows an interrupted run had embedded (taken from its checkpoint)
+    rows_caught_up: int            # rows other writers appended after the new column was added, embedded too
+    data_version: int              # the Lance version of the swap (the stamped commit)
+    version: int                   # the table's Lance version after the vector index was built
+    indices_built: tuple[str, ...] = ()
+    indices_deferred: tuple[str, ...] = ()
+    embed_attempts: int = 1        # add_columns runs (another writer's append makes Lance refuse one)
+    seconds: float = 0.0
+
+
 # -- the decorator ------------------------------------------------------------------------------------------------
 
 
@@ -429,6 +457,41 @@ def recreate_table(
     result: RecreateResult = _impl("lancedb.recreate").recreate_table(
         db, name, schema=schema, transform=transform, batch_size=batch_size, retries=retries,
         allow_row_count_change=allow_row_count_change, report=report, engine=engine)
+    return result
+
+
+def reembed(
+    db: Any,
+    name: str,
+    *,
+    embed: Callable[[Any], Any],
+    model: str,
+    dim: int,
+    source: Sequence[str] = ("text",),
+    column: str = "vector",
+    batch_size: int = 1024,
+    index: Index | None = None,
+    engine: str = "local",
+    checkpoint: str = "batch",
+    checkpoint_dir: str | None = None,
+    report: Report | None = None,
+) -> ReembedResult:
+    """Compute ``column`` of table ``name`` again with a new embedding model, resumably, as one stamped change.
+
+    ``embed(batch) -> vectors`` receives a ``pyarrow.RecordBatch`` of the ``source`` columns and returns
+    ``batch.num_rows`` vectors of ``dim`` floats (a 2-D numpy array, a list of lists or a pyarrow list array).
+    The new vectors are computed with Lance's ``add_columns`` batch UDF into a staging column (no other
+    column is rewritten; scalar indices stay), resumably (``checkpoint="batch"``: a re-run after a kill
+    embeds no finished batch again; ``"fragment"``: no finished fragment, and the vectors are written once
+    instead of twice), rows appended meanwhile are embedded too, then one guarded commit swaps the staging
+    column in for ``column``, sets the per-row model tag ``<column>_model`` and, inside a migration of
+    ``name``, stamps the version; then the vector index is built: ``index`` or, when None, the one
+    ``column`` had, with its parameters. Search with ``.where("<column>_model = '<model>'")`` to never mix
+    models. ``engine``: "local" (the Ray engine plugs in later). See :mod:`migrator.backends.lancedb.reembed`.
+    """
+    result: ReembedResult = _impl("lancedb.reembed").reembed(
+        db, name, embed=embed, model=model, dim=dim, source=source, column=column, batch_size=batch_size,
+        index=index, engine=engine, checkpoint=checkpoint, checkpoint_dir=checkpoint_dir, report=report)
     return result
 
 
