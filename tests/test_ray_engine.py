@@ -26,7 +26,7 @@ from lance_scripts.testlib import assert_seed_view_true, backend, upgrade, write
 
 from migrator.backends.lancedb import LanceBackend  # noqa: E402
 from migrator.errors import BackendUnavailable, MigrationFailed  # noqa: E402
-from migrator.lancedb import recreate_table, table_stamp  # noqa: E402
+from migrator.lancedb import recreate_table, reembed, table_stamp  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.lancedb]
 
@@ -288,3 +288,76 @@ def test_kill_9_of_the_migrating_process_during_the_ray_copy_commits_nothing_and
     done = snapshot(tmp_path)
     assert done["stamp"] == 2 and done["books"] == {"memos": 2}
     assert [r["title_len"] for r in done["rows"]] == [len(f"memo {i}") for i in range(1200)]
+
+
+# -- reembed on Ray --------------------------------------------------------------------------------------------
+
+REEMBED_DIM = 32
+
+
+def counting_embedder(counter: Path, dim: int, fail_at: int | None = None) -> Any:
+    """lance_scripts' deterministic embedder that appends each call's row count to ``counter`` (from any process)."""
+    from lance_scripts.reembed_lib import embedder, ids_of
+
+    inner = embedder(dim)
+
+    def embed(batch: pa.RecordBatch) -> Any:
+        if fail_at is not None and fail_at in ids_of(batch):
+            raise ValueError(f"the embedding service is down at doc {fail_at}")
+        with open(counter, "a", encoding="utf-8") as f:
+            f.write(f"{batch.num_rows}\n")
+        return inner(batch)
+
+    return embed
+
+
+def docs(root: Path) -> Any:
+    """3,000 docs in three fragments with a BTREE, a BITMAP and an IVF_PQ index (test_lancedb_reembed's table)."""
+    from test_lancedb_reembed import make_docs
+
+    db = lancedb.connect(str(root))
+    make_docs(db)
+    return db
+
+
+def test_reembed_on_ray_leaves_what_the_local_engine_leaves(tmp_path: Path) -> None:
+    from lance_scripts.reembed_lib import embedded_rows
+    from test_lancedb_reembed import VECTOR_INDEX, assert_embedded, data_files
+
+    results, tables, lines = {}, {}, []
+    for engine in ("local", "ray"):
+        db = docs(tmp_path / engine)
+        before = data_files(db.open_table("docs"), {"id", "text", "category"})
+        results[engine] = reembed(db, "docs", embed=counting_embedder(tmp_path / f"{engine}.count", REEMBED_DIM),
+                                  model="m2", dim=REEMBED_DIM, batch_size=250, index=VECTOR_INDEX, engine=engine,
+                                  report=lines.append if engine == "ray" else None)
+        tables[engine] = db.open_table("docs")
+        assert data_files(tables[engine], {"id", "text", "category"}) == before   # nothing else rewritten
+        assert embedded_rows(str(tmp_path / f"{engine}.count")) == 3000
+    assert any("computing on Ray: 3 fragment(s), one task each" in line for line in lines), lines
+    local, on_ray = tables["local"], tables["ray"]
+    assert_embedded(on_ray, REEMBED_DIM)
+    assert on_ray.to_arrow().equals(local.to_arrow())                             # rows, order, schema, metadata
+    assert sorted((i.name, i.index_type, tuple(i.columns)) for i in on_ray.list_indices()) == \
+        sorted((i.name, i.index_type, tuple(i.columns)) for i in local.list_indices())
+    assert results["ray"].rows == results["local"].rows == 3000
+    assert results["ray"].indices_built == results["local"].indices_built == ("vector_idx",)
+
+
+def test_reembed_on_ray_resumes_from_the_fragments_its_failed_run_finished(tmp_path: Path) -> None:
+    from lance_scripts.reembed_lib import embedded_rows
+    from test_lancedb_reembed import assert_embedded
+
+    db = docs(tmp_path / "db")
+    version = db.open_table("docs").version
+    first, second = tmp_path / "first.count", tmp_path / "second.count"
+    with pytest.raises(RuntimeError, match="the embedding service is down at doc 2500"):
+        reembed(db, "docs", embed=counting_embedder(first, REEMBED_DIM, fail_at=2500), model="m2", dim=REEMBED_DIM,
+                batch_size=250, engine="ray")
+    table = db.open_table("docs")
+    assert table.version == version and "vector_model" not in table.schema.names   # nothing committed
+    result = reembed(db, "docs", embed=counting_embedder(second, REEMBED_DIM), model="m2", dim=REEMBED_DIM,
+                     batch_size=250, engine="ray")
+    assert_embedded(db.open_table("docs"), REEMBED_DIM)
+    again = embedded_rows(str(second))
+    assert result.rows_resumed >= 1000 and again == 3000 - result.rows_resumed   # finished fragments not again

@@ -45,19 +45,21 @@ local engine.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from migrator.errors import BackendUnavailable
 from migrator.extras import install_command
 from migrator.redact import mask_url
 
-from .common import Report
+from .common import Report, no_report
 
 REQUIRED_MODULES = ("ray", "lance_ray")
 
@@ -141,9 +143,59 @@ def copy_table(dataset: Any, target: Any, transform: Any, *, total: int, batch_s
     return written
 
 
-def _gather(ray: Any, refs: list[Any], name: str, say: Report, total: int) -> list[Any]:
+def add_columns(dataset: Any, compute: Callable[[Any], Any], output_schema: Any, *, read_columns: list[str],
+                batch_size: int, checkpoint: Any, progress: Callable[[int], None], name: str, say: Report) -> None:
+    """``dataset.add_columns`` of a batch UDF, on Ray: one task per fragment, one ``Merge`` commit on its version.
+
+    lance-ray's ``add_columns`` runs Lance's ``LanceFragment.merge_columns`` per fragment on Ray workers and
+    commits one ``Merge``; this does the same, and keeps Lance's checkpoint at the fragment level (Lance refuses a
+    checkpoint inside ``merge_columns``): fragments ``checkpoint`` already holds are not computed again, and each
+    fragment a task finishes is recorded there by the driver. The commit reads on ``dataset.version``: a writer that
+    appended meanwhile makes Lance refuse it, as with the local ``add_columns`` (the caller retries; the
+    checkpoint answers for the fragments done). ``compute(batch) -> batch`` travels to the workers by pickle.
+    """
+    import lance
+    from lance.fragment import FragmentMetadata
+
+    ray = connect(name, say)
+    fragments = [int(f.fragment_id) for f in dataset.get_fragments()]
+    done: dict[int, Any] = {}
+    for fragment_id in fragments:
+        cached = checkpoint.get_fragment(fragment_id) if checkpoint is not None else None
+        if cached is not None:
+            done[fragment_id] = FragmentMetadata.from_json(cached)
+    todo = [f for f in fragments if f not in done]
+    if fragments and not todo:  # the Merge needs the new schema, which a computed fragment gives: redo the last
+        todo = [fragments[-1]]
+    say(f"computing on Ray: {len(todo)} fragment(s), one task each"
+        + (f" ({len(done)} from the checkpoint)" if done else ""))
+    shared = ray.put((compute, output_schema))
+    task = ray.remote(num_cpus=1)(_merge_fragment)
+    refs = [task.remote(dataset.uri, int(dataset.version), dataset.initial_storage_options, fragment_id, shared,
+                        read_columns, batch_size, name) for fragment_id in todo]
+    schema: Any = None
+
+    def finished(index: int, result: Any) -> None:
+        nonlocal schema
+        metadata, schema, rows = result
+        done[todo[index]] = metadata
+        if checkpoint is not None:
+            checkpoint.insert_fragment(todo[index], json.dumps(metadata.to_json()))  # the JSON Lance's own holds
+        progress(rows)
+
+    _gather(ray, refs, name, no_report, 0, on_result=finished)
+    if schema is None:  # an empty table: nothing to add the columns to
+        return
+    operation = lance.LanceOperation.Merge([done[f] for f in fragments], schema)
+    lance.LanceDataset.commit(dataset.uri, operation, read_version=int(dataset.version),
+                              storage_options=dataset.initial_storage_options)
+
+
+def _gather(ray: Any, refs: list[Any], name: str, say: Report, total: int,
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
     """Every task's result, in the order of ``refs``; the first failure cancels the rest and is raised."""
     results: dict[Any, Any] = {}
+    position = {ref: i for i, ref in enumerate(refs)}
     pending = list(refs)
     last = time.monotonic()
     try:
@@ -151,6 +203,8 @@ def _gather(ray: Any, refs: list[Any], name: str, say: Report, total: int) -> li
             ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_EVERY_S)
             for ref in ready:
                 results[ref] = ray.get(ref)
+                if on_result is not None:
+                    on_result(position[ref], results[ref])
             if time.monotonic() - last >= PROGRESS_EVERY_S:
                 last = time.monotonic()
                 done = sum(r[1] for r in results.values())
@@ -217,3 +271,19 @@ def _copy_fragment(uri: str, version: int, storage_options: dict[str, str] | Non
                      counts, no_report, True)
     written = _write(dataset, target, stream, counts, name)
     return written, counts.read, counts.written
+
+
+def _merge_fragment(uri: str, version: int, storage_options: dict[str, str] | None, fragment_id: int,
+                    shared: tuple[Any, Any], read_columns: list[str], batch_size: int,
+                    name: str) -> tuple[Any, Any, int]:
+    """On a Ray worker: the new columns' data file of one fragment (``LanceFragment.merge_columns``), uncommitted."""
+    import lance
+
+    compute, output_schema = shared
+    dataset = lance.dataset(uri, version=version, storage_options=storage_options)
+    fragment = dataset.get_fragment(fragment_id)
+    if fragment is None:  # the version is pinned: only a damaged table gets here
+        raise RuntimeError(f"{name}: fragment {fragment_id} of Lance version {version} cannot be read")
+    udf = lance.batch_udf(output_schema=output_schema)(compute)
+    metadata, schema = fragment.merge_columns(udf, columns=read_columns, batch_size=batch_size)
+    return metadata, schema, int(fragment.metadata.physical_rows or 0)
