@@ -1,4 +1,4 @@
-"""``engine="ray"``: the copy of ``recreate_table`` spread over a Ray cluster, committed once by migrator.
+"""``engine="ray"``: ``recreate_table``'s copy and ``reembed``'s new columns on a Ray cluster, committed once.
 
 Ray is imported here only, and only when a helper runs with ``engine="ray"``
 (the call's ``engine=`` or the backend's ``engine`` key, :mod:`migrator.engines`):
@@ -35,11 +35,20 @@ fragment writer writes in append mode, which refuses a schema other than the
 table's. So the tasks write with Lance's fragment writer and migrator commits
 them with its guarded commit.
 
-The transform travels to the workers by pickle (cloudpickle): one defined in
-the migration file goes by value; one imported from an application module
-must be importable on the workers (install it there, or pass it in the Ray
-``runtime_env``). Indices are rebuilt by the driver after the commit, as on the
-local engine.
+How ``reembed`` runs on it (:func:`add_columns`): lance-ray's ``add_columns``
+model, one Ray task per fragment running Lance's ``LanceFragment.merge_columns``
+with the batch UDF, one ``Merge`` commit on the version read. lance-ray's own
+function is not called because Lance refuses a checkpoint inside
+``merge_columns``: here the driver keeps ``reembed``'s checkpoint per fragment
+(fragments it holds are not computed again; each finished one is recorded, in
+the JSON Lance's own checkpoint uses, so a run on either engine resumes the
+other's). The catch-up and the guarded swap are ``reembed``'s own, unchanged.
+
+The transform (or embedding function) travels to the workers by pickle
+(cloudpickle): one defined in the migration file goes by value; one imported
+from an application module must be importable on the workers (install it
+there, or pass it in the Ray ``runtime_env``), else one line names the module.
+Indices are rebuilt by the driver after the commit, as on the local engine.
 """
 
 from __future__ import annotations
