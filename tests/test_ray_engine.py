@@ -361,3 +361,48 @@ def test_reembed_on_ray_resumes_from_the_fragments_its_failed_run_finished(tmp_p
     assert_embedded(db.open_table("docs"), REEMBED_DIM)
     again = embedded_rows(str(second))
     assert result.rows_resumed >= 1000 and again == 3000 - result.rows_resumed   # finished fragments not again
+
+
+def test_the_backend_engine_key_runs_a_migrations_reembed_on_ray(tmp_path: Path) -> None:
+    files = write_files(tmp_path / "migrations", {
+        "001_docs.py": '''
+            from lance_scripts.reembed_lib import doc_rows
+            from migrator.lancedb import migration
+
+            @migration(table="docs", version=1, description="create docs")
+            def create_docs(db):
+                table = db.create_table("docs", data=doc_rows(500))
+                table.add(doc_rows(500, 500))
+            ''',
+        "002_switch.py": f'''
+            from lance_scripts.reembed_lib import embedder
+            from migrator.lancedb import migration, reembed
+
+            @migration(table="docs", version=2, description="switch the model")
+            def switch(db):
+                reembed(db, "docs", embed=embedder({REEMBED_DIM}), model="m2", dim={REEMBED_DIM}, batch_size=100)
+            ''',
+    })
+    b = backend(tmp_path / "db", files)
+    b.engine = "ray"
+    lines: list[str] = []
+    upgrade(b, report=lines.append)
+    assert any("computing on Ray: 2 fragment(s), one task each" in line for line in lines), lines
+    from test_lancedb_reembed import assert_embedded
+
+    db = lancedb.connect(str(tmp_path / "db"))
+    assert_embedded(db.open_table("docs"), REEMBED_DIM)
+    assert table_stamp(db, "docs") == 2 and assert_seed_view_true(tmp_path / "db") == {"docs": 2}
+
+
+def test_reembed_of_an_empty_table_on_ray_changes_its_schema_as_the_local_engine_does(tmp_path: Path) -> None:
+    from lance_scripts.reembed_lib import doc_rows, embedder
+
+    schemas = {}
+    for engine in ("local", "ray"):
+        db = lancedb.connect(str(tmp_path / engine))
+        db.create_table("docs", data=doc_rows(0))
+        reembed(db, "docs", embed=embedder(REEMBED_DIM), model="m2", dim=REEMBED_DIM, engine=engine)
+        schemas[engine] = db.open_table("docs").schema
+        assert db.open_table("docs").count_rows() == 0
+    assert schemas["ray"] == schemas["local"] and "vector_model" in schemas["ray"].names

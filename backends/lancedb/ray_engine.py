@@ -166,15 +166,19 @@ def add_columns(dataset: Any, compute: Callable[[Any], Any], output_schema: Any,
     import lance
     from lance.fragment import FragmentMetadata
 
-    ray = connect(name, say)
     fragments = [int(f.fragment_id) for f in dataset.get_fragments()]
+    if not fragments:  # an empty table: only the schema changes, nothing to spread
+        dataset.add_columns(lance.batch_udf(output_schema=output_schema)(compute), read_columns=read_columns,
+                            batch_size=batch_size)
+        return
+    ray = connect(name, say)
     done: dict[int, Any] = {}
     for fragment_id in fragments:
         cached = checkpoint.get_fragment(fragment_id) if checkpoint is not None else None
         if cached is not None:
             done[fragment_id] = FragmentMetadata.from_json(cached)
     todo = [f for f in fragments if f not in done]
-    if fragments and not todo:  # the Merge needs the new schema, which a computed fragment gives: redo the last
+    if not todo:  # the Merge needs the new schema, which a computed fragment gives: redo the last
         todo = [fragments[-1]]
     say(f"computing on Ray: {len(todo)} fragment(s), one task each"
         + (f" ({len(done)} from the checkpoint)" if done else ""))
@@ -193,8 +197,6 @@ def add_columns(dataset: Any, compute: Callable[[Any], Any], output_schema: Any,
         progress(rows)
 
     _gather(ray, refs, name, no_report, 0, on_result=finished)
-    if schema is None:  # an empty table: nothing to add the columns to
-        return
     operation = lance.LanceOperation.Merge([done[f] for f in fragments], schema)
     lance.LanceDataset.commit(dataset.uri, operation, read_version=int(dataset.version),
                               storage_options=dataset.initial_storage_options)
