@@ -8,8 +8,8 @@ hard-linked copy of the same seed:
 * ``reembed (fragment checkpoint)``: the vectors are written once; a kill loses the fragment in progress
 * ``recreate_table``: the whole table streamed through the same function into an overwrite
 * ``reembed killed at 1/2 + re-run`` (each granularity): the child SIGKILLs itself when half the rows are
-  embedded, then a second child finishes; the time and bytes are the sum, ``rows_embedded_total`` is
-  counted across both
+  embedded, then a second child finishes; time, CPU and bytes are the re-run's, ``rows_embedded_total``
+  is counted across both runs
 
 Each child prints the bytes it wrote (``wchar``), the new column's data file size and rows embedded.
 """
@@ -95,8 +95,8 @@ class ReembedWorkload:
 
 def reembed_table(results: list[CaseResult]) -> str:
     """Bytes written, new column size, rows embedded per contender, with the issue's targets."""
-    lines = ["| case | contender | wall (median) | bytes written (wchar) | x new column | peak RSS | "
-             "rows embedded (x rows) |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| case | contender | wall (median) | CPU | bytes written (wchar) | x new column | peak RSS | "
+             "rows embedded (x rows) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for case in results:
         if not case.name.startswith("lance.reembed."):
             continue
@@ -110,7 +110,8 @@ def reembed_table(results: list[CaseResult]) -> str:
             total = c.inner.get("rows_embedded_total") or c.inner.get("rows_embedded")
             embedded = f"{total.median / rows:.2f}x" if total else "-"
             rss = f"{c.maxrss_mb.median:.0f} MB" if c.maxrss_mb else "-"
-            lines.append(f"| {case.name} | {name} | {c.seconds.median:.1f} s | "
-                         f"{written.median:,.0f} MB | {ratio} | {rss} | {embedded} |" if written else
-                         f"| {case.name} | {name} | {c.seconds.median:.1f} s | - | - | {rss} | {embedded} |")
+            cpu = f"{c.cpu_seconds.median:.1f} s" if c.cpu_seconds else "-"
+            size = f"{written.median:,.0f} MB" if written else "-"
+            lines.append(f"| {case.name} | {name} | {c.seconds.median:.1f} s | {cpu} | {size} | {ratio} | {rss} | "
+                         f"{embedded} |")
     return "\n".join(lines)

@@ -421,3 +421,50 @@ def test_a_killed_reembed_many(docs_v1: tuple[Path, Path], tmp_path: Path, kill:
                                monkeypatch: pytest.MonkeyPatch) -> None:
     kill_trial(docs_v1, tmp_path, kill, monkeypatch)
 
+
+
+def test_on_object_storage_the_checkpoint_lives_in_a_local_cache_folder(s3_bucket: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    db = lancedb.connect(s3_bucket.uri(), storage_options=s3_bucket.storage_options)
+    make_docs(db, rows=1000, parts=2)
+    embed = embedder(NEW_DIM)
+    calls = {"n": 0}
+
+    def failing(batch: pa.RecordBatch) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("stop")
+        return embed(batch)
+
+    with pytest.raises(RuntimeError):
+        reembed(db, "docs", embed=failing, model="m2", dim=NEW_DIM, batch_size=250)
+    kept = list((tmp_path / "cache" / "migrator" / "reembed").glob("*/docs.*.sqlite"))
+    assert len(kept) == 1
+    result = reembed(db, "docs", embed=embed, model="m2", dim=NEW_DIM, batch_size=250)
+    assert result.rows_resumed == 500 and result.rows_embedded == 500
+    assert_embedded(db.open_table("docs"), NEW_DIM)
+    assert not kept[0].exists()
+
+
+def test_a_run_stopped_after_the_new_column_commit_reuses_it_and_embeds_nothing_again(db: Any, tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch
+                                                                                      ) -> None:
+    counter = tmp_path / "count"
+    monkeypatch.setenv("REEMBED_COUNT_FILE", str(counter))
+    make_docs(db, rows=1000, parts=2)
+
+    def stop_before_the_swap(line: str) -> None:
+        if line.startswith("docs: embedded 1,000 of 1,000"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, report=stop_before_the_swap)
+    table = db.open_table("docs")
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), OLD_DIM)  # still the old version
+    db.open_table("docs").add(doc_rows(5, 80_000))  # and an app appends meanwhile
+    lines: list[str] = []
+    result = reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, report=lines.append)
+    assert any("an interrupted reembed left vector__reembed_" in line for line in lines), lines
+    assert result.rows_embedded == 5 and embedded_rows(str(counter)) == 1005
+    assert_embedded(db.open_table("docs"), NEW_DIM)

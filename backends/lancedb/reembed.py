@@ -198,7 +198,7 @@ def reembed(
     if plan.stage in dataset.schema.names:
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
-        resumed, attempts = _embed(dataset, plan, embed, path, checkpoint, progress, say, engine)
+        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine)
     say(progress.line() if progress.embedded else f"embedded {total:,} rows (all from the checkpoint)")
     swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
                                             else None, index, say, progress)
@@ -267,7 +267,7 @@ def _drop_other_staging(table: Any, plan: _Plan, say: Report) -> None:
         table.drop_columns(stale)
 
 
-def _embed(dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, granularity: str,
+def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, granularity: str,
            progress: _Progress, say: Report, engine: str = "local") -> tuple[int, int]:
     """Step 1: add the staging columns, resuming from the checkpoint; returns (rows resumed, attempts)."""
     import lance
@@ -299,15 +299,15 @@ def _embed(dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, g
                 raise _embed_failed(plan, exc) from exc
             say("another writer committed while the vectors were computed; computing the rows it added "
                 "(the rest comes from the checkpoint)")
-            dataset = lance.dataset(dataset.uri, storage_options=_options(dataset))
+            table = open_table(db, plan.name)
+            if table is None:
+                raise ConcurrentWriteError(f"{plan.name}: the table was dropped during reembed", line=plan.name,
+                                           restored=True) from exc
+            dataset = table.to_lance()
     raise ConcurrentWriteError(
         f"{plan.name}: other writers committed during each of {MAX_EMBED_ATTEMPTS} attempts to add the new "
         f"vectors; nothing was swapped, the table is as they left it (the checkpoint keeps the work done) — run "
         "again when they write less often", line=plan.name, restored=True)
-
-
-def _options(dataset: Any) -> Any:
-    return getattr(dataset, "_storage_options", None)
 
 
 def _preempted(exc: BaseException) -> bool:
