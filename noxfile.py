@@ -1,5 +1,5 @@
-"""Sessions: tests (default suite), package (the wheel without extras), crash (long kill -9 trials), lint,
-typecheck, bench, demo."""
+"""Sessions: tests (default suite), package (the wheel without extras), crash (long kill -9 trials), ray (the Ray
+engine on a local Ray), lint, typecheck, bench, demo."""
 
 from __future__ import annotations
 
@@ -76,3 +76,10 @@ def demo(session: nox.Session) -> None:
     session.install("-e", ".[all]")
     session.run("migrator", "upgrade")
     session.run("migrator", "status")
+
+
+@nox.session(python=PYTHON)
+def ray(session: nox.Session) -> None:
+    """engine="ray" on a real local Ray with 2 CPUs, compared with the local engine (the `ray` extra, large)."""
+    session.install("-e", ".[ray,test]")
+    session.run("pytest", "-m", "ray", "-p", "no:randomly", *session.posargs)

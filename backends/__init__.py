@@ -42,7 +42,7 @@ BACKEND_TYPES: dict[str, BackendType] = {
         module="migrator.backends.lancedb",
         location_key="uri",
         required=frozenset({"uri"}),
-        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs", "lock_lease"},
+        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs", "lock_lease", "engine"},
         extra="lancedb",
     ),
 }

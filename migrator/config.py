@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from migrator import handles
 from migrator.backends import BACKEND_TYPES
+from migrator.engines import engine_problem
 from migrator.errors import ConfigError
 from migrator.redact import is_secret_key, mask_url, secrets_in
 
@@ -268,6 +269,10 @@ def _parse_backend(
     lock_lease = options.pop("lock_lease", None)
     if lock_lease is not None:
         lock_lease = _number(lock_lease, file, f"{key}.lock_lease", positive=True)
+    if "engine" in options:
+        problem = engine_problem(options["engine"])
+        if problem is not None:
+            raise ConfigError(f"{file}: {key}.engine {problem}")
     if "storage_options" in options:
         if not isinstance(options["storage_options"], Mapping):
             raise ConfigError(f"{file}: {key}.storage_options must be a table")

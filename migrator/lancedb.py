@@ -434,6 +434,7 @@ def recreate_table(
     retries: int = 2,
     allow_row_count_change: bool = False,
     report: Report | None = None,
+    engine: str | None = None,
 ) -> RecreateResult:
     """Rewrite table ``name`` in place, streaming, into ``schema`` through ``transform(batch) -> batch``.
 
@@ -447,10 +448,15 @@ def recreate_table(
     during the copy restart it from the latest version (``retries`` times),
     then :class:`ConcurrentWriteError`, nothing committed. ``schema=None``
     keeps the old schema (or takes the transform's output schema).
+
+    ``engine="ray"`` runs the copy on a Ray cluster (``RAY_ADDRESS``, or a local
+    Ray), one task per fragment, with the same catch-up, guarded commit and
+    stamp (``pip install 'migrator[ray]'``); ``None`` takes the backend's
+    ``engine`` key inside a migration, else ``"local"``.
     """
     result: RecreateResult = _impl("lancedb.recreate").recreate_table(
         db, name, schema=schema, transform=transform, batch_size=batch_size, retries=retries,
-        allow_row_count_change=allow_row_count_change, report=report)
+        allow_row_count_change=allow_row_count_change, report=report, engine=engine)
     return result
 
 
@@ -465,7 +471,7 @@ def reembed(
     column: str = "vector",
     batch_size: int = 1024,
     index: Index | None = None,
-    engine: str = "local",
+    engine: str | None = None,
     checkpoint: str = "batch",
     checkpoint_dir: str | None = None,
     report: Report | None = None,
@@ -481,7 +487,9 @@ def reembed(
     column in for ``column``, sets the per-row model tag ``<column>_model`` and, inside a migration of
     ``name``, stamps the version; then the vector index is built: ``index`` or, when None, the one
     ``column`` had, with its parameters. Search with ``.where("<column>_model = '<model>'")`` to never mix
-    models. ``engine``: "local" (the Ray engine plugs in later). See :mod:`migrator.backends.lancedb.reembed`.
+    models. ``engine``: "local", or "ray" (one Ray task per fragment through Lance's ``merge_columns``, a
+    fragment-level checkpoint; ``pip install 'migrator[ray]'``); None takes the backend's ``engine`` key inside
+    a migration, else "local". See :mod:`migrator.backends.lancedb.reembed`.
     """
     result: ReembedResult = _impl("lancedb.reembed").reembed(
         db, name, embed=embed, model=model, dim=dim, source=source, column=column, batch_size=batch_size,

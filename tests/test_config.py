@@ -179,3 +179,34 @@ def test_lock_lease_reaches_the_lancedb_adapter(folder: Path) -> None:
     cfg = load_config(folder / "migrator.toml").backends["vec"]
     assert cfg.lock_lease == 2.5 and "lock_lease" not in cfg.options
     assert create(cfg).lock_lease == 2.5
+
+
+@pytest.mark.parametrize("engine", ['"spark"', '"Ray"', '""', "1", "true"])
+def test_an_unknown_lancedb_engine_is_one_line_naming_the_file_and_key(folder: Path, engine: str) -> None:
+    (folder / "migrator.toml").write_text(BASIC + '\n[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\n'
+                                          f'migrations = "migrations/db"\nengine = {engine}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(folder / "migrator.toml")
+    (line,) = str(err.value).splitlines()
+    assert line.startswith(f"{folder / 'migrator.toml'}: backends.vec.engine must be one of 'local', 'ray' (got ")
+    assert err.value.exit_code == 2
+
+
+def test_the_engine_key_is_refused_on_a_sql_backend(folder: Path) -> None:
+    (folder / "migrator.toml").write_text(BASIC + 'engine = "ray"\n')
+    with pytest.raises(ConfigError, match=r"unknown key backends\.db\.'engine' for a sql backend"):
+        load_config(folder / "migrator.toml")
+
+
+@pytest.mark.parametrize("engine", ["local", "ray", None])
+def test_the_engine_key_reaches_the_lancedb_migrations(folder: Path, engine: str | None) -> None:
+    pytest.importorskip("lancedb")
+    if engine == "ray":
+        pytest.importorskip("ray")
+        pytest.importorskip("lance_ray")
+    (folder / "migrator.toml").write_text(BASIC + '\n[backends.vec]\ntype = "lancedb"\nuri = "s3://b/p"\n'
+                                          'migrations = "migrations/db"\n'
+                                          + (f'engine = "{engine}"\n' if engine else ""))
+    from migrator.backends.lancedb import create
+
+    assert create(load_config(folder / "migrator.toml").backends["vec"]).engine == (engine or "local")

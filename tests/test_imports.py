@@ -108,3 +108,26 @@ def test_sqlite_rollback_beside_lancedb_imports_no_lance_module(mixed: Path) -> 
 def test_status_of_every_backend_does_read_the_lancedb_migrations(mixed: Path) -> None:
     """The probe can see a heavy import: `status` over all backends imports the LanceDB migration's pyarrow."""
     assert "pyarrow" in loaded(["status"], mixed)
+
+
+@pytest.mark.lancedb
+def test_a_lancedb_upgrade_that_recreates_a_table_locally_imports_no_ray(mixed: Path) -> None:
+    (mixed / "migrations" / "vectors" / "002_recreate.py").write_text(textwrap.dedent('''\
+        import pyarrow as pa
+        from migrator.lancedb import migration, recreate_table
+
+        @migration(table="users", version=2, description="rewrite users")
+        def rewrite_users(db):
+            recreate_table(db, "users", transform=lambda b: b.append_column("n", pa.array([1] * b.num_rows)))
+        '''))
+    modules = loaded(["upgrade"], mixed)
+    assert "lancedb" in modules                   # the probe sees the LanceDB run's imports
+    assert not modules & {"ray", "lance_ray"}
+
+
+def test_importing_the_lancedb_helpers_imports_no_ray(tmp_path: Path) -> None:
+    probe = ("import json, sys, migrator, migrator.lancedb, migrator.engines, migrator.api; "
+             "print(json.dumps(sorted(m for m in ('ray', 'lance_ray') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert json.loads(proc.stdout) == []

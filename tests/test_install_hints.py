@@ -89,3 +89,46 @@ def test_postgres_url_without_psycopg_names_the_postgres_extra(tmp_path: Path) -
     proc = run_without("psycopg", ["status"], tmp_path)
     assert proc.returncode == 2
     assert "pip install 'migrator[postgres]'" in proc.stderr and "s3cret" not in proc.stderr
+
+
+@pytest.mark.lancedb
+@pytest.mark.parametrize("missing", ["ray", "lance_ray"])
+def test_a_ray_engine_backend_without_the_ray_extra_names_it_and_creates_nothing(tmp_path: Path, missing: str) -> None:
+    lance_config(tmp_path, with_migration=True)
+    config = tmp_path / "migrator.toml"
+    config.write_text(config.read_text() + 'engine = "ray"\n')
+    before = snapshot(tmp_path)
+    proc = run_without(missing, ["upgrade"], tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "[backends.vec]" in line and 'engine = "ray"' in line and "`pip install 'migrator[ray]'`" in line, line
+    assert snapshot(tmp_path) == before
+
+
+RECREATE_ON_RAY = '''\
+    import pyarrow as pa
+    from migrator.lancedb import migration, recreate_table
+
+    @migration(table="users", version=1, description="create users")
+    def create_users(db):
+        db.create_table("users", data=pa.table({"id": [1, 2, 3]}))
+
+    @migration(table="users", version=2, description="add a name")
+    def add_name(db):
+        recreate_table(db, "users", transform=lambda b: b.append_column("name", pa.array(["x"] * b.num_rows)),
+                       engine="ray")
+    '''
+
+
+@pytest.mark.lancedb
+def test_recreate_table_on_ray_without_the_extra_fails_that_migration_naming_it(tmp_path: Path) -> None:
+    import lancedb
+
+    lance_config(tmp_path, with_migration=False)
+    (tmp_path / "migrations" / "vec" / "001_users.py").write_text(textwrap.dedent(RECREATE_ON_RAY))
+    proc = run_without("ray", ["upgrade"], tmp_path)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert "users v2" in line and "`pip install 'migrator[ray]'`" in line, line
+    table = lancedb.connect(str(tmp_path / "data" / "lance")).open_table("users")
+    assert table.schema.names == ["id"] and table.count_rows() == 3

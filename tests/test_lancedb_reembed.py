@@ -175,7 +175,7 @@ def test_progress_reports_rows_rate_and_eta_then_the_index_build_time(db: Any,
 
 def test_an_unknown_engine_is_a_usage_error_naming_it(db: Any) -> None:
     make_docs(db, rows=300, parts=1)
-    with pytest.raises(UsageError, match=r"reembed\('docs'\): unknown engine 'spark' \(known: local\)"):
+    with pytest.raises(UsageError, match=r"reembed\('docs'\): unknown engine 'spark' \(known: local, ray\)"):
         reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, engine="spark")
 
 

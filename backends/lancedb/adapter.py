@@ -94,6 +94,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator import requirements
+from migrator.engines import DEFAULT_ENGINE
 from migrator.errors import (
     BackendUnavailable,
     ConfigError,
@@ -164,6 +165,13 @@ def create(config: BackendConfig) -> LanceBackend:
     """Open the adapter for a ``type = "lancedb"`` backend of the configuration (connects lazily)."""
     options = dict(config.options)
     storage = options.get("storage_options")
+    if options.get("engine") == "ray":
+        from .ray_engine import missing_modules
+
+        missing = missing_modules()
+        if missing:
+            raise ConfigError(f"{config.source}: backend {config.name!r} has engine = \"ray\", which needs "
+                              f"`{install_command('ray')}` ({', '.join(missing)} not installed)")
     return LanceBackend(
         config.name,
         config.location,
@@ -174,6 +182,7 @@ def create(config: BackendConfig) -> LanceBackend:
         lock_lease=DEFAULT_LEASE if config.lock_lease is None else config.lock_lease,
         source=config.source,
         connection=config.handle,
+        engine=str(options.get("engine", DEFAULT_ENGINE)),
     )
 
 
@@ -195,6 +204,7 @@ class LanceBackend:
         lock_lease: float = DEFAULT_LEASE,
         source: str | None = None,
         connection: Any = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> None:
         """``connection``: the application's own lancedb connection, used instead of connecting to ``uri`` (its
         URI and storage options are taken from it) and never closed or dropped by migrator."""
@@ -202,6 +212,7 @@ class LanceBackend:
         if connection is not None:
             uri = connection.uri
             storage_options = storage_options or getattr(connection, "storage_options", None)
+        self.engine = engine  # where recreate_table runs unless the call says (migrator.engines)
         self.uri = str(uri)
         self.migrations_dir = Path(migrations_dir)
         self.storage_options = {str(k): str(v) for k, v in (storage_options or {}).items()}
@@ -626,7 +637,7 @@ class LanceBackend:
         attempt = uuid.uuid4().hex
         self._books.started(db, migration, lance_version=start_version, attempt=attempt)
         ctx = MigrationContext(table=step.table, version=step.version, label=migration.label, report=report,
-                               attempt=attempt, start_version=start_version)
+                               attempt=attempt, start_version=start_version, engine=self.engine)
         try:
             token = CURRENT.set(ctx)
             try:

@@ -75,6 +75,7 @@ class MigrationContext:
     attempt: str
     start_version: int | None                    # the table's Lance version before the migration (None: absent)
     deferred_reported: set[str] = field(default_factory=set)  # deferred indices already reported
+    engine: str = "local"                        # the backend's ``engine`` key: where recreate_table runs by default
 
 
 CURRENT: ContextVar[MigrationContext | None] = ContextVar("migrator_lance_migration", default=None)

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.engines import resolve as resolve_engine
 from migrator.lancedb import ConcurrentWriteError, Index, RecreateResult
 
 from .common import (
@@ -133,6 +134,7 @@ def recreate_table(
     retries: int = 2,
     allow_row_count_change: bool = False,
     report: Report | None = None,
+    engine: str | None = None,
 ) -> RecreateResult:
     """See :func:`migrator.lancedb.recreate_table`."""
     import pyarrow as pa
@@ -144,6 +146,7 @@ def recreate_table(
     if schema is not None and not isinstance(schema, pa.Schema):
         raise TypeError(f"recreate_table: schema must be a pyarrow.Schema (got {type(schema).__name__})")
     ctx = CURRENT.get()
+    engine = resolve_engine(engine, ctx.engine if ctx is not None else None, "recreate_table")
     in_migration = ctx is not None and ctx.table == name
     say = ctx.report if ctx is not None and in_migration and report is None else \
         prefixed(report or (ctx.report if ctx is not None else no_report), name)
@@ -198,7 +201,14 @@ def recreate_table(
         say(f"copying {total:,} rows of Lance version {source_version}"
             + (f" (attempt {round_no} of {rounds})" if round_no > 1 else ""))
         started = time.perf_counter()
-        copy = _Copy(_write(dataset, target, stream, counts, name), source_version, counts, allow_row_count_change)
+        if engine == "ray":  # the same copy, one Ray task per fragment; catch-up and cut-over below are shared
+            from .ray_engine import copy_table
+
+            fragments = copy_table(dataset, target, transform, total=total, batch_size=batch_size, counts=counts,
+                                   name=name, say=say, allow_row_count_change=allow_row_count_change)
+        else:
+            fragments = _write(dataset, target, stream, counts, name)
+        copy = _Copy(fragments, source_version, counts, allow_row_count_change)
         say(f"copied {counts.written:,} rows in {time.perf_counter() - started:.1f} s; catching up with the "
             "rows other writers appended meanwhile")
         try:

@@ -48,6 +48,7 @@ appends after the swap without a tag carry a null tag and are not matched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -56,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migrator.engines import ENGINES
+from migrator.engines import resolve as resolve_engine
 from migrator.errors import UsageError
 from migrator.lancedb import ConcurrentWriteError, Index, ReembedResult
 
@@ -80,7 +83,6 @@ from .schema_edit import edit_schema
 
 __all__ = ["ENGINES", "reembed"]
 
-ENGINES = ("local",)
 META_EMBEDDING = "migrator.embedding."
 STAGING = "__reembed_"
 PROGRESS_EVERY_S = 5.0
@@ -151,7 +153,7 @@ def reembed(
     column: str = "vector",
     batch_size: int = 1024,
     index: Index | None = None,
-    engine: str = "local",
+    engine: str | None = None,
     checkpoint: str = "batch",
     checkpoint_dir: str | Path | None = None,
     report: Report | None = None,
@@ -162,6 +164,7 @@ def reembed(
     _check_arguments(name, embed=embed, model=model, dim=dim, source=source, column=column, batch_size=batch_size,
                      index=index, engine=engine, checkpoint=checkpoint)
     ctx = CURRENT.get()
+    engine = resolve_engine(engine, ctx.engine if ctx is not None else None, "reembed")
     in_migration = ctx is not None and ctx.table == name
     say = ctx.report if ctx is not None and in_migration and report is None else \
         prefixed(report or (ctx.report if ctx is not None else no_report), name)
@@ -195,7 +198,7 @@ def reembed(
     if plan.stage in dataset.schema.names:
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
-        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say)
+        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine)
     say(progress.line() if progress.embedded else f"embedded {total:,} rows (all from the checkpoint)")
     swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
                                             else None, index, say, progress)
@@ -222,7 +225,7 @@ def reembed(
 def _check_arguments(name: str, *, embed: Any, model: Any, dim: Any, source: Any, column: Any, batch_size: Any,
                      index: Any, engine: Any, checkpoint: Any) -> None:
     where = f"reembed({name!r})"
-    if engine not in ENGINES:
+    if engine is not None and engine not in ENGINES:
         raise UsageError(f"{where}: unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     if not callable(embed):
         raise UsageError(f"{where}: embed must be a function batch -> vectors (got {type(embed).__name__})")
@@ -265,7 +268,7 @@ def _drop_other_staging(table: Any, plan: _Plan, say: Report) -> None:
 
 
 def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, granularity: str,
-           progress: _Progress, say: Report) -> tuple[int, int]:
+           progress: _Progress, say: Report, engine: str = "local") -> tuple[int, int]:
     """Step 1: add the staging columns, resuming from the checkpoint; returns (rows resumed, attempts)."""
     import lance
 
@@ -282,7 +285,14 @@ def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path
         udf = lance.batch_udf(output_schema=plan.output)(_udf(plan, embed, progress))
         udf.cache = cache
         try:
-            _add_vectors(dataset, udf, list(plan.source), plan.batch_size)
+            if engine == "ray":  # the same columns, one Ray task per fragment not yet in the checkpoint
+                from .ray_engine import add_columns as add_columns_on_ray
+
+                add_columns_on_ray(dataset, functools.partial(_vectors, plan, embed), plan.output,
+                                   read_columns=list(plan.source), batch_size=plan.batch_size, checkpoint=cache,
+                                   progress=progress.add, name=plan.name, say=say)
+            else:
+                _add_vectors(dataset, udf, list(plan.source), plan.batch_size)
             return resumed, attempt
         except Exception as exc:
             if not _preempted(exc):
