@@ -72,6 +72,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lance-sizes", type=parse_rows, metavar="ROWS,..",
                    help="recreation sizes (default 100k,400k,1M,4M)")
     p.add_argument("--jobs-rows", type=parse_rows, metavar="ROWS", help="rows per table in the --jobs case")
+    p.add_argument("--tools", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                   metavar="A,B", help=f"SQL contenders to run (default all: {','.join(TOOLS)}); e.g. leave "
+                   "alembic out of a W(5000) run that only measures migrator's time above the floor")
     p.add_argument("--workdir", type=Path, help="where generated projects and databases go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--out", type=Path, help="results file (default benchmarks/results/<time>.json)")
@@ -109,13 +112,17 @@ class Plan:
         self.addcol_sizes = preset["addcol"]
         tables, rows = preset["jobs"]
         self.jobs = (tables, args.jobs_rows[0] if args.jobs_rows else rows)
+        self.tools: tuple[str, ...] = args.tools or TOOLS
+        unknown = sorted(set(self.tools) - set(TOOLS))
+        if unknown:
+            raise SystemExit(f"--tools: unknown contender {unknown[0]!r} (known: {', '.join(TOOLS)})")
         self._sql: dict[int, SqlWorkload] = {}
         self._lance: LanceWorkload | None = None
 
     def sql(self, n: int) -> SqlWorkload:
         if n not in self._sql:
-            self.log(f"generating W({n}) for {', '.join(TOOLS)} ...")
-            self._sql[n] = SqlWorkload(self.work, n)
+            self.log(f"generating W({n}) for {', '.join(self.tools)} ...")
+            self._sql[n] = SqlWorkload(self.work, n, self.tools)
         return self._sql[n]
 
     @property
@@ -145,7 +152,7 @@ class Plan:
         workload = self.sql(n)
         make = {"upgrade": workload.upgrade_case, "rollback": workload.rollback_case,
                 "status": workload.status_case, "validate": workload.validate_case}[command]
-        return make(repeat, TOOLS)
+        return make(repeat, self.tools)
 
     def _lance_case(self, kind: str, rows: int, repeat: int) -> Case:
         if kind == "recreate":
