@@ -133,8 +133,8 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
     down_path = downs[0].path if downs else None
     up = main.path.read_bytes()
     first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    down = None if down_path is None else down_path.read_bytes()
-    contents = [up, *([] if down is None else [down])]
+    down_bytes = None if down_path is None else down_path.read_bytes()
+    contents = [up, *([] if down_bytes is None else [down_bytes])]
     return Migration(
         version=version,
         name=main.name,
@@ -144,7 +144,7 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         legacy_checksum=loader.legacy_digest(*contents),
         reversible=down_path is not None,
         transactional=not sqlsplit.is_no_transaction(first_line),
-        payload=SqlSource(main.path, down_path, _kept(up), _kept(down)),
+        payload=SqlSource(main.path, down_path, _kept(up), _kept(down_bytes)),
         requires=_sql_requires(main.path, up) if b"requires" in up else (),
     )
 
