@@ -1,6 +1,6 @@
 """The floor for the SQL workload: what any correct migration tool must at least do, with stdlib sqlite3.
 
-``python floor_sqlite.py up|down|status`` from a folder holding ``migrations/``
+``python floor_sqlite.py up|down|status|validate`` from a folder holding ``migrations/``
 (``NNNNN_name.up.sql`` / ``.down.sql``) and ``app.db``. Like migrator it reads
 each file, hashes it, and applies it in its own transaction together with its
 bookkeeping row (``BEGIN IMMEDIATE`` ... ``COMMIT``), so a crash leaves the
@@ -34,6 +34,10 @@ def statements(path: str) -> tuple[list[str], str]:
     return [s for s in data.decode().split(";") if s.strip()], hashlib.sha256(data).hexdigest()
 
 
+def known_versions(files: list[str]) -> set[int]:
+    return {int(n.split("_", 1)[0]) for n in files if n.endswith(".up.sql")}
+
+
 def main(mode: str) -> None:
     files = sorted(os.listdir("migrations"))
     conn = sqlite3.connect("app.db", isolation_level=None)
@@ -63,11 +67,20 @@ def main(mode: str) -> None:
                 conn.execute(stmt)
             conn.execute("DELETE FROM migrations WHERE version = ?", (version,))
             conn.execute("COMMIT")
+    elif mode == "validate":
+        # every file read and hashed, compared with the checksum stored when it was applied
+        stored = dict(conn.execute("SELECT version, checksum FROM migrations"))
+        changed = 0
+        for name in files:
+            if name.endswith(".sql"):  # the .down.sql files too: a tool that checksums both reads both
+                _, digest = statements(os.path.join("migrations", name))
+                version = int(name.split("_", 1)[0])
+                changed += name.endswith(".up.sql") and version in stored and stored[version] != digest
+        print(f"{changed} changed, {len(set(stored) - known_versions(files))} missing")
     elif mode == "status":
-        known = {int(n.split("_", 1)[0]) for n in files if n.endswith(".up.sql")}
-        print(f"current {max(applied, default=0)}, pending {len(known - applied)}")
+        print(f"current {max(applied, default=0)}, pending {len(known_versions(files) - applied)}")
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} up|down|status")
+        raise SystemExit(f"usage: {sys.argv[0]} up|down|status|validate")
     conn.close()
     print("BENCH_JSON " + json.dumps({"in_process_s": time.perf_counter() - START}))
 

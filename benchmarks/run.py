@@ -76,6 +76,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reembed-sizes", type=parse_rows, metavar="ROWS,..",
                    help="re-embedding sizes (default 1M; 200k on a busy machine)")
     p.add_argument("--jobs-rows", type=parse_rows, metavar="ROWS", help="rows per table in the --jobs case")
+    p.add_argument("--tools", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                   metavar="A,B", help=f"SQL contenders to run (default all: {','.join(TOOLS)}); e.g. leave "
+                   "alembic out of a W(5000) run that only measures migrator's time above the floor")
     p.add_argument("--workdir", type=Path, help="where generated projects and databases go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--out", type=Path, help="results file (default benchmarks/results/<time>.json)")
@@ -115,13 +118,17 @@ class Plan:
         self._reembed: ReembedWorkload | None = None
         tables, rows = preset["jobs"]
         self.jobs = (tables, args.jobs_rows[0] if args.jobs_rows else rows)
+        self.tools: tuple[str, ...] = args.tools or TOOLS
+        unknown = sorted(set(self.tools) - set(TOOLS))
+        if unknown:
+            raise SystemExit(f"--tools: unknown contender {unknown[0]!r} (known: {', '.join(TOOLS)})")
         self._sql: dict[int, SqlWorkload] = {}
         self._lance: LanceWorkload | None = None
 
     def sql(self, n: int) -> SqlWorkload:
         if n not in self._sql:
-            self.log(f"generating W({n}) for {', '.join(TOOLS)} ...")
-            self._sql[n] = SqlWorkload(self.work, n)
+            self.log(f"generating W({n}) for {', '.join(self.tools)} ...")
+            self._sql[n] = SqlWorkload(self.work, n, self.tools)
         return self._sql[n]
 
     @property
@@ -153,7 +160,7 @@ class Plan:
         workload = self.sql(n)
         make = {"upgrade": workload.upgrade_case, "rollback": workload.rollback_case,
                 "status": workload.status_case, "validate": workload.validate_case}[command]
-        return make(repeat, TOOLS)
+        return make(repeat, self.tools)
 
     def _reembed_case(self, rows: int, repeat: int) -> Case:
         if self._reembed is None:

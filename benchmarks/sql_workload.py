@@ -221,7 +221,7 @@ class SqlWorkload:
             elif name == "floor":
                 generate_floor(folder, n)
                 self.tools[name] = Tool(name, folder, [py, "floor_sqlite.py", "up"], [py, "floor_sqlite.py", "down"],
-                                        [py, "floor_sqlite.py", "status"])
+                                        [py, "floor_sqlite.py", "status"], [py, "floor_sqlite.py", "validate"])
                 continue
             elif name.startswith("alembic"):
                 generate_alembic(folder, n, transaction_per_migration=name == "alembic-txn")
@@ -285,8 +285,9 @@ class SqlWorkload:
                 self.ensure_applied(t)
                 restore_db(t.folder, t.snapshot())()
 
+        ratios = [r for r in self._ratios(names) if r.denominator == "floor"]
         return Case(f"sql.validate.N{self.n}", f"validate with {self.n} applied", contenders, repeat=repeat,
-                    params={"n": self.n}, prepare=prepare)
+                    ratios=ratios, params={"n": self.n}, prepare=prepare)
 
     def _pick(self, names: tuple[str, ...]) -> list[Tool]:
         return [self.tools[n] for n in names if n in self.tools]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -41,8 +42,16 @@ def test_eight_concurrent_upgrades_apply_each_migration_exactly_once(project: Pr
     assert recorded == list(range(1, 21))
 
 
-def test_a_second_process_times_out_with_a_clear_message(project: Project) -> None:
-    project.write("001_slow.py", "import time\n\ndef up(db):\n    time.sleep(6)\n")
+def test_a_second_process_times_out_with_a_clear_message(project: Project, tmp_path: Path) -> None:
+    # the first process holds the lock until the test lets it go (not for a fixed time a loaded machine may need
+    # just to start the second process)
+    release = tmp_path / "release"
+    project.write("001_slow.py", "import pathlib, time\n\ndef up(db):\n"
+                                 f"    release = pathlib.Path({str(release)!r})\n"
+                                 "    for _ in range(6000):\n"
+                                 "        if release.exists():\n"
+                                 "            return\n"
+                                 "        time.sleep(0.05)\n")
     (project.root / "migrator.toml").write_text((project.root / "migrator.toml").read_text()
                                                 .replace('default_backend = "db"',
                                                          'default_backend = "db"\nlock_timeout = 1'))
@@ -57,5 +66,6 @@ def test_a_second_process_times_out_with_a_clear_message(project: Project) -> No
         assert second.returncode == 1
         assert "being migrated by another process" in second.stderr
     finally:
+        release.touch()
         first.wait(timeout=60)
     assert first.returncode == 0

@@ -214,7 +214,7 @@ class VersionTable:
     def _timestamp(self, moment: datetime) -> Any:
         naive = moment.astimezone(UTC).replace(tzinfo=None)
         if self._dialect.text_timestamps:  # the text format SQLAlchemy and CURRENT_TIMESTAMP use
-            return naive.strftime("%Y-%m-%d %H:%M:%S.%f")
+            return naive.isoformat(" ", "microseconds")  # strftime("%Y-%m-%d %H:%M:%S.%f"), faster
         return naive
 
 

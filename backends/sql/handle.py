@@ -186,6 +186,20 @@ class Handle:
         else:
             trans.commit()
 
+    def begin_on_driver(self) -> DriverTransaction:
+        """A write transaction on the run's driver connection, SQLAlchemy's ``Connection`` not involved.
+
+        For steps that run only driver statements (plain SQL files and their version row): SQLAlchemy's
+        begin/commit machinery and events cost more per step than the SQLite work of a small migration.
+        SQLAlchemy's ``Connection`` stays outside any transaction meanwhile; nothing may use it until
+        the transaction ends.
+        """
+        conn = self.fresh_connection()
+        dbapi: Any = conn.connection.dbapi_connection
+        if self.dialect.begin_write is not None:
+            self.cursor.execute(self.dialect.begin_write)
+        return DriverTransaction(dbapi)
+
     def operations(self, connection: sa.Connection) -> Operations:
         """Alembic operations on ``connection``, made once per run connection (on first use)."""
         if connection is not self._conn:
@@ -210,7 +224,7 @@ class Handle:
         dbapi: Any = conn.connection.dbapi_connection
         return bool(getattr(dbapi, "in_transaction", True))
 
-    def abandon(self, conn: sa.Connection, trans: sa.RootTransaction) -> None:
+    def abandon(self, conn: sa.Connection, trans: sa.RootTransaction | DriverTransaction) -> None:
         """Roll the failed step back, on the driver's connection too (a refused commit leaves it open)."""
         with contextlib.suppress(Exception), warnings.catch_warnings():
             warnings.simplefilter("ignore", sa.exc.SAWarning)  # "transaction already deassociated": we know
@@ -302,3 +316,22 @@ class Handle:
         if self._owns_engine and self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class DriverTransaction:
+    """A transaction opened on the driver's connection (:meth:`Handle.begin_on_driver`): commit or roll back once."""
+
+    __slots__ = ("_dbapi", "is_active")
+
+    def __init__(self, dbapi: Any) -> None:
+        self._dbapi = dbapi
+        self.is_active = True
+
+    def commit(self) -> None:
+        self.is_active = False
+        self._dbapi.commit()
+
+    def rollback(self) -> None:
+        if self.is_active:
+            self.is_active = False
+            self._dbapi.rollback()

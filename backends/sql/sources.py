@@ -7,7 +7,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +32,21 @@ class PythonSource:
     path: Path
 
 
+_KEEP_BYTES = 256 * 1024  # files up to this size keep the bytes discovery read (and hashed) for loading
+
+
 @dataclass(frozen=True)
 class SqlSource:
-    """A discovered ``.up.sql`` (+ ``.down.sql``) pair, not read yet."""
+    """A discovered ``.up.sql`` (+ ``.down.sql``) pair, not split yet.
+
+    ``up_bytes`` / ``down_bytes``: what discovery read and hashed, kept for small files so that
+    loading neither reads them a second time nor runs bytes other than the ones checksummed.
+    """
 
     up: Path
     down: Path | None
+    up_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    down_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,8 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
     down_path = downs[0].path if downs else None
     up = main.path.read_bytes()
     first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    contents = [up, *([] if down_path is None else [down_path.read_bytes()])]
+    down_bytes = None if down_path is None else down_path.read_bytes()
+    contents = [up, *([] if down_bytes is None else [down_bytes])]
     return Migration(
         version=version,
         name=main.name,
@@ -134,9 +144,13 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         legacy_checksum=loader.legacy_digest(*contents),
         reversible=down_path is not None,
         transactional=not sqlsplit.is_no_transaction(first_line),
-        payload=SqlSource(main.path, down_path),
+        payload=SqlSource(main.path, down_path, _kept(up), _kept(down_bytes)),
         requires=_sql_requires(main.path, up) if b"requires" in up else (),
     )
+
+
+def _kept(content: bytes | None) -> bytes | None:
+    return content if content is not None and len(content) <= _KEEP_BYTES else None
 
 
 def _sql_requires(path: Path, up: bytes) -> tuple[Requirement, ...]:
@@ -200,12 +214,12 @@ def load_one(migration: Migration, dialect: str) -> Migration:
             payload=PythonCode(payload.path, up, down),
         )
     if isinstance(payload, SqlSource):
-        up_text = _read_sql(payload.up)
+        up_text = _read_sql(payload.up, payload.up_bytes)
         statements = _split(payload.up, up_text, dialect)
         down_statements = None
         down_transactional = True
         if payload.down is not None:
-            down_text = _read_sql(payload.down)
+            down_text = _read_sql(payload.down, payload.down_bytes)
             down_statements = _split(payload.down, down_text, dialect)
             down_transactional = not sqlsplit.is_no_transaction(down_text)
             if down_transactional:
@@ -251,9 +265,12 @@ def _split(path: Path, text: str, dialect: str) -> tuple[sqlsplit.Statement, ...
         raise LoaderError(f"{path}:{exc.line}: {exc.message}") from None
 
 
-def _read_sql(path: Path) -> str:
+def _read_sql(path: Path, content: bytes | None = None) -> str:
+    """The file's text (``content``: its bytes, already read), as ``read_text`` reads it: universal newlines."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        if content is None:
+            return path.read_text(encoding="utf-8-sig")
+        return content.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise LoaderError(f"{path}: is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

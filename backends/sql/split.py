@@ -96,6 +96,7 @@ _LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 _WORDS = re.compile(r"[A-Za-z_]+")
 # Dialects whose anonymous procedural blocks start with BEGIN (a statement "BEGIN ... END" is not a transaction)
 _BLOCK_DIALECTS = frozenset({"oracle", "mssql"})
+_CONTROL_WORDS = frozenset({"COMMIT", "ABORT", "BEGIN", "END", "ROLLBACK", "START", "PREPARE"})
 
 
 def transaction_control(statement: str, dialect: str = "sqlite") -> str | None:
@@ -106,10 +107,11 @@ def transaction_control(statement: str, dialect: str = "sqlite") -> str | None:
     TRANSACTION`` and ``PREPARE TRANSACTION`` end or open one.
     """
     start = _LEADING.match(statement)
-    head = statement[start.end() if start else 0:][:80]
-    words: list[str] = [str(w).upper() for w in _WORDS.findall(head)[:4]]
-    if not words:
+    offset = start.end() if start else 0
+    found = _WORDS.search(statement, offset, offset + 80)  # runs on every statement a migration executes:
+    if found is None or found.group().upper() not in _CONTROL_WORDS:  # the common case decided cheaply
         return None
+    words: list[str] = [str(w).upper() for w in _WORDS.findall(statement[offset:offset + 80])[:4]]
     first = words[0]
     if first in {"COMMIT", "ABORT"}:
         return first

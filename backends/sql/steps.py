@@ -20,7 +20,7 @@ from . import split as sqlsplit
 from .bookkeeping import VersionTable
 from .database import Database
 from .dirty import DirtyTable
-from .handle import Handle
+from .handle import DriverTransaction, Handle
 from .messages import StepError, TransactionControlRefused, cause, first_line, line_in
 from .sources import PythonCode, SqlCode
 
@@ -66,10 +66,15 @@ class Steps:
         handle = self._handle
         conn = handle.fresh_connection()
         handle.begin_sql = handle.dialect.begin_write
+        trans: sa.RootTransaction | DriverTransaction
         try:
-            trans = conn.begin()
-        except sa.exc.DBAPIError as exc:
-            raise self._failed(loaded, f"{what}: cannot start a transaction: {handle.scrub(cause(exc))}") from exc
+            # A SQL file runs on the driver's cursor only (its statements were checked for COMMIT/BEGIN
+            # when it was loaded): its transaction too. Python code gets SQLAlchemy's Connection, so
+            # SQLAlchemy must know of the transaction it runs in.
+            trans = handle.begin_on_driver() if isinstance(code, SqlCode) else conn.begin()
+        except handle.database_errors() as exc:
+            why = first_line(str(exc)) if isinstance(exc, handle.driver_error) else cause(exc)
+            raise self._failed(loaded, f"{what}: cannot start a transaction: {handle.scrub(why)}") from exc
         try:
             guard(conn, loaded, direction, False)
             started = time.perf_counter()
