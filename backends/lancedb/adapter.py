@@ -366,12 +366,8 @@ class LanceBackend:
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
     def applied(self) -> Sequence[AppliedMigration]:
-        local = self._folder(write=False)
-        if local is not None and not local.is_dir():
-            return []  # connecting would create the folder
-        db = self._connect()
-        with self._unavailable(f"cannot read {self.version_table}"):
-            rows = self._books.read(db)
+        with self._reading() as db:
+            rows = None if db is None else self._books.read(db)
             if rows is None:
                 return []
             # a rollback interrupted between its restore and its row: the table's stamp says which way it went
@@ -380,13 +376,21 @@ class LanceBackend:
 
     def interrupted(self) -> Sequence[InterruptedStep]:
         """Open ``started`` rows: steps whose process died (the next ``upgrade`` settles them) or still runs."""
+        with self._reading() as db:
+            rows = None if db is None else self._books.read(db)
+        return [] if rows is None else interrupted_steps(rows)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The connection to read the bookkeeping with, or None for a local folder that does not exist
+        (connecting would create it); errors inside name the version table."""
         local = self._folder(write=False)
         if local is not None and not local.is_dir():
-            return []  # connecting would create the folder
+            yield None
+            return
         db = self._connect()
         with self._unavailable(f"cannot read {self.version_table}"):
-            rows = self._books.read(db)
-        return [] if rows is None else interrupted_steps(rows)
+            yield db
 
     def prepare(self) -> None:
         local = self._folder(write=True)

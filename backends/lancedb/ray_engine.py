@@ -128,7 +128,7 @@ def copy_table(dataset: Any, target: Any, transform: Any, *, total: int, batch_s
     ``counts`` (``recreate._Counts``) gets the rows read and written. Raises what the transform raised (on the
     worker), or RowCountMismatch; nothing is committed either way.
     """
-    from .recreate import RowCountMismatch
+    from .recreate import check_counts
 
     ray = connect(name, say)
     fragments = [f.fragment_id for f in dataset.get_fragments()]
@@ -143,12 +143,7 @@ def copy_table(dataset: Any, target: Any, transform: Any, *, total: int, batch_s
         written.extend(metadata)
         counts.read += read
         counts.written += wrote
-    if counts.read != total:
-        raise RowCountMismatch(f"{name}: read {counts.read:,} rows from a version that holds {total:,}")
-    if counts.written != counts.read and not allow_row_count_change:
-        raise RowCountMismatch(
-            f"recreate_table({name!r}): the transform turned {counts.read:,} rows into {counts.written:,}; "
-            "nothing was committed (pass allow_row_count_change=True if that is intended)")
+    check_counts(counts, total, name, allow_row_count_change)
     return written
 
 

@@ -97,6 +97,17 @@ class RowCountMismatch(RuntimeError):
     pass
 
 
+def check_counts(counts: Any, total: int, name: str, allow_row_count_change: bool) -> None:
+    """Raise RowCountMismatch unless the copy read every row of the pinned version and (unless allowed) the
+    transform kept their number; ``counts`` has ``read`` and ``written``."""
+    if counts.read != total:
+        raise RowCountMismatch(f"{name}: read {counts.read:,} rows from a version that holds {total:,}")
+    if counts.written != counts.read and not allow_row_count_change:
+        raise RowCountMismatch(
+            f"recreate_table({name!r}): the transform turned {counts.read:,} rows into {counts.written:,}; "
+            "nothing was committed (pass allow_row_count_change=True if that is intended)")
+
+
 class _Restart(Exception):
     """Another writer deleted, updated or rewrote rows during the copy: start again from the latest version."""
 
@@ -396,12 +407,7 @@ def _stream(
             if now - counts.last_report >= PROGRESS_EVERY_S:
                 counts.last_report = now
                 say(f"{counts.read:,} of {total:,} rows rewritten")
-        if counts.read != total:
-            raise RowCountMismatch(f"{name}: read {counts.read:,} rows from a version that holds {total:,}")
-        if counts.written != counts.read and not allow_row_count_change:
-            raise RowCountMismatch(
-                f"recreate_table({name!r}): the transform turned {counts.read:,} rows into {counts.written:,}; "
-                "nothing was committed (pass allow_row_count_change=True if that is intended)")
+        check_counts(counts, total, name, allow_row_count_change)
     except BaseException as exc:
         counts.error = exc
         raise
