@@ -132,7 +132,7 @@ from .common import (
 from .drift import Seen
 from .drift import find as find_drift
 from .folder import unreadable, unwritable
-from .guard import TableMoved, restore
+from .guard import HiddenCommits, TableMoved, restore
 from .indices import changed_specs, ensure, merge_specs, record
 from .interrupted import interrupted_steps
 from .lock import DEFAULT_LEASE, Lease, folder_lock, object_lock, object_store_for
@@ -719,6 +719,8 @@ class LanceBackend:
                 report("dropped the table the failed migration had created")
                 return f"{name} did not exist before and was dropped again"
             return undo_since(db, name, start, report).note
+        except HiddenCommits as exc:  # the one case where another writer's commits are out of sight: say where
+            return self._scrub(f"restoring {name} to Lance version {start} failed too: {exc}")
         except Exception as exc:
             return self._scrub(f"restoring {name} to Lance version {start} failed too: {type(exc).__name__}: {exc}; "
                                "nothing of another writer was discarded (every restore is guarded)")
