@@ -6,6 +6,9 @@ checked by comparing every table's full contents (and, on LanceDB, the table's L
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -191,6 +194,15 @@ def test_missing_seeds_folder_is_a_config_error_naming_file_and_key(sqlite_proje
     assert_clean_error(result, 2, "migrator.toml", "backends.db.seeds", "seeds/nowhere")
 
 
+def test_seeds_folder_expands_environment_variables(sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sqlite_project.root / "seeds" / "staging").mkdir(parents=True)
+    write_config(sqlite_project.root, sqlite_project.url, 'seeds = "seeds/${SEED_SET:-nowhere}"\n')
+    monkeypatch.setenv("SEED_SET", "staging")
+    result = sqlite_project.cli("seed")
+    assert result.code == 0, result
+    assert result.out == "db: no seeds\n"
+
+
 def test_seed_without_a_seeds_folder_configured_is_a_usage_error(sqlite_project: Project) -> None:
     assert_clean_error(sqlite_project.cli("seed"), 2, "seeds")
 
@@ -206,7 +218,7 @@ def test_library_seed_returns_what_each_seed_did_and_tells_the_listener(seeded: 
 
 def test_library_seed_refusal_is_seed_refused(seeded: Project) -> None:
     m = Migrator.from_config(seeded.root / "migrator.toml")
-    with pytest.raises(SeedRefused, match="001_users.up.sql and 1 more pending"):
+    with pytest.raises(SeedRefused, match=re.escape("001_users.up.sql and 1 more pending")):
         m.seed("db")
 
 
@@ -384,3 +396,36 @@ def test_seed_over_every_backend_refuses_before_seeding_any(tmp_path: Path,
         '''))
     assert_clean_error(sql.cli("seed"), 1, "vec", "pending")
     assert contents(sql.url)["users"] == []
+
+
+# --------------------------------------------------------------------------- the example project
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_example_seeds_load_on_the_example_migrations_once(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "demo"
+    shutil.copytree(REPO / "migrations", root / "migrations")
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(pyproject[pyproject.index("[tool.migrator]"):pyproject.index(
+        "[tool.pytest")])
+    project = Project(root, "", capsys)
+    assert project.cli("upgrade").code == 0
+    first = project.cli("seed")
+    assert first.code == 0, first
+    url = f"sqlite:///{root / 'data' / 'app.db'}"
+    db = lancedb.connect(root / "data" / "lancedb")
+
+    def state() -> tuple[Any, ...]:
+        tables = [db.open_table(name) for name in ("users", "notebooks")]
+        return contents(url), [(int(t.version), t.to_arrow().to_pylist()) for t in tables]
+
+    before = state()
+    assert [row[0] for row in before[0]["documents"]] == ["welcome"]
+    assert [rows[0]["id"] for _, rows in before[1]] == ["demo", "inbox"]
+    again = project.cli("seed")
+    assert again.code == 0, again
+    assert state() == before
+    assert json.loads(project.cli("status", "--json").out)["backends"][0]["pending"] == 0
