@@ -7,6 +7,7 @@ checked by comparing every table's full contents (and, on LanceDB, the table's L
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import textwrap
@@ -214,6 +215,15 @@ def test_library_seed_returns_what_each_seed_did_and_tells_the_listener(seeded: 
     (result,) = m.seed()
     assert [s.label for s in result.seeds] == ["01_users.sql", "02_roles.py"]
     assert [e.seed for e in events if isinstance(e, SeedDone)] == ["01_users.sql", "02_roles.py"]
+
+
+def test_library_seed_logs_each_seed(seeded: Project, caplog: pytest.LogCaptureFixture) -> None:
+    assert seeded.cli("upgrade").code == 0
+    caplog.set_level(logging.INFO, logger="migrator")
+    Migrator.from_config(seeded.root / "migrator.toml").seed()
+    seeded_records = [r for r in caplog.records if getattr(r, "migrator_event", None) == "seeded"]
+    assert [r.getMessage() for r in seeded_records] == ["db: seeded 01_users.sql (1 statement, 2 rows affected)",
+                                                         "db: seeded 02_roles.py (seed(db))"]
 
 
 def test_library_seed_refusal_is_seed_refused(seeded: Project) -> None:
