@@ -18,6 +18,7 @@ import lancedb
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from s3 import S3Bucket
 from snapshots import assert_clean_error
 
 from conftest import Project, write_config
@@ -377,6 +378,24 @@ def test_lancedb_seed_dry_run_counts_and_changes_nothing(vec: Project) -> None:
     assert result.code == 0, result
     assert "would seed 01_welcome.py: welcome -> memos by id (2 to insert, 0 to update, 0 unchanged)" in result.out
     assert memos(vec) == before
+
+
+def test_lancedb_seeds_on_object_storage_load_once(tmp_path: Path, s3_bucket: S3Bucket,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_seeded(tmp_path / "proj", capsys)
+    options = ", ".join(f'{k} = "{v}"' for k, v in s3_bucket.storage_options.items())
+    config = project.root / "migrator.toml"
+    config.write_text(config.read_text().replace('uri = "data/lance"', f'uri = "{s3_bucket.uri()}"')
+                      + f"storage_options = {{ {options} }}\n")
+    assert project.cli("upgrade").code == 0
+    assert project.cli("seed").code == 0
+    table = lancedb.connect(s3_bucket.uri(), storage_options=s3_bucket.storage_options).open_table("memos")
+    before = (int(table.version), table.to_arrow().to_pylist())
+    assert [row["id"] for row in before[1]] == [1, 2]
+    assert project.cli("seed").code == 0
+    table.checkout_latest()
+    assert (int(table.version), table.to_arrow().to_pylist()) == before
+    assert not (project.root / "data").exists()
 
 
 def test_sql_file_in_a_lancedb_seeds_folder_is_refused(vec: Project) -> None:
