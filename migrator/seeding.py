@@ -17,14 +17,12 @@ from pathlib import Path
 
 from migrator import plan as planning
 from migrator.backends.base import LoadsSeeds, Seed, Seeded
-from migrator.errors import UsageError, ValidationFailed
+from migrator.errors import SeedRefused, UsageError
 from migrator.events import BackendProgress, SeedDone, SeedsReady
 from migrator.model import ISSUE_DRIFT
 from migrator.runner import Runner
 
-
-class SeedRefused(ValidationFailed):
-    """``migrator seed`` while a backend has pending migrations (exit 1, nothing seeded)."""
+__all__ = ["SeedRefused", "SeedResult", "load", "refuse_unmigrated", "seed", "seeder"]
 
 
 @dataclass(frozen=True)

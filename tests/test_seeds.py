@@ -24,8 +24,8 @@ from snapshots import assert_clean_error
 from conftest import Project, write_config
 from migrator import Migrator
 from migrator.backends import open_backend
+from migrator.errors import SeedRefused
 from migrator.events import Event, SeedDone
-from migrator.seeding import SeedRefused
 
 USERS = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
 ROLES = "CREATE TABLE roles (user_id INTEGER NOT NULL REFERENCES users (id), role TEXT NOT NULL, " \
