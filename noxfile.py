@@ -72,9 +72,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The README's main job inside a fresh venv: apply the example migrations to ./data."""
+    """The README's main job inside a fresh venv: apply the example migrations (and seeds) to ./data."""
     session.install("-e", ".[all]")
     session.run("migrator", "upgrade")
+    session.run("migrator", "seed")
     session.run("migrator", "status")
 
 

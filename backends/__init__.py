@@ -28,7 +28,7 @@ class BackendType:
     extra: str | None          # the pip extra that installs its dependencies (None: base install)
 
 
-_COMMON_OPTIONAL = frozenset({"type", "migrations", "lock_timeout", "backup"})
+_COMMON_OPTIONAL = frozenset({"type", "migrations", "lock_timeout", "backup", "seeds"})
 
 BACKEND_TYPES: dict[str, BackendType] = {
     "sql": BackendType(

@@ -175,3 +175,41 @@ class WritesSql(Protocol):
 
 
 BackendFactory = Callable[..., Backend]
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One unit of seed data found in a backend's ``seeds`` folder, loaded and ready to run (``migrator seed``)."""
+
+    label: str                  # what output and errors name: "02_users.sql", "memos.py: memos by id"
+    path: Path
+    payload: object             # the adapter's own (split statements, a function)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What one seed did (or, in a dry run, would do): ``detail`` like "3 statements", "2 inserted, 1 updated"."""
+
+    label: str
+    detail: str
+
+
+@runtime_checkable
+class LoadsSeeds(Protocol):
+    """A backend that loads seed data (``seeds = "folder"`` in its config; ``migrator seed``)."""
+
+    def load_seeds(self, folder: Path) -> Sequence[Seed]:
+        """Every seed in ``folder``, in file-name order, loaded (Python imported, SQL split); changes nothing.
+
+        LoaderError naming the file for one that cannot run.
+        """
+        ...
+
+    def apply_seeds(self, seeds: Sequence[Seed], report: Report, *, dry_run: bool = False) -> Sequence[Seeded]:
+        """Load ``seeds`` into the database (the migration lock held, no migration pending); idempotent.
+
+        SQL: every seed in one transaction. LanceDB: every seed's rows computed and checked first, then
+        upserted by key. On failure raise MigrationFailed naming the seed's file. ``dry_run``: every check
+        that needs no write, then stop.
+        """
+        ...

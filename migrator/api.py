@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrator import crossplan, crossrun, interruptions, offline, scaffold
+from migrator import crossplan, crossrun, interruptions, offline, scaffold, seeding
 from migrator import plan as planning
 from migrator.backends import open_backend
 from migrator.backends.base import ComparesModels, ModelChanges
@@ -250,6 +250,31 @@ class Migrator:
             steps.extend(self._rollback_steps(dependant, rollback_target(version - 1), line or None, True,
                                               depth + 1))
         return [*steps, step]
+
+    def seed(self, backend: str | None = None, *, dry_run: bool = False) -> list[seeding.SeedResult]:
+        """Load the seed data of every backend with a ``seeds`` folder (or of the named one); see
+        :mod:`migrator.seeding`. Every backend's seeds are loaded, and every backend checked for pending migrations
+        (SeedRefused, exit 1), before the first is seeded; MigrationFailed naming the file when a seed fails."""
+        if backend is not None:
+            targets = self.config.select(backend, all_if_none=False)
+            if targets[0].seeds is None:
+                raise UsageError(f"{targets[0].source}: no seeds folder configured for {backend!r} "
+                                 f"(seeds = \"seeds/{backend}\")")
+        else:
+            targets = [cfg for cfg in self.config.backends.values() if cfg.seeds is not None]
+            if not targets:
+                where = self.config.path or "configuration"
+                raise UsageError(f"{where}: no backend has a seeds folder (set seeds = \"seeds/NAME\" on a backend)")
+        with ExitStack() as stack:
+            runners = [stack.enter_context(self._runner(cfg)) for cfg in targets]
+            loaded = []
+            for cfg, runner in zip(targets, runners, strict=True):
+                assert cfg.seeds is not None
+                loaded.append(seeding.load(runner, cfg.seeds))
+            for runner in runners:
+                seeding.refuse_unmigrated(runner)
+            return [seeding.seed(runner, seeds, dry_run=dry_run)
+                    for runner, seeds in zip(runners, loaded, strict=True)]
 
     def upgrade_sql(self, backend: str | None = None, *, to: int | str | None = None, start: int | None = None,
                     allow_changed: bool = False, allow_out_of_order: bool = False) -> str:

@@ -234,6 +234,15 @@ def stamp(state: State, version: int, backend: str | None, table: str | None) ->
     state.out.print(f"stamped at version {version}")
 
 
+@cli.command()
+@backend_option
+@click.option("--dry-run", is_flag=True, help="List the seeds that would run; change nothing.")
+@click.pass_obj
+def seed(state: State, backend: str | None, dry_run: bool) -> None:
+    """Load seed data (the seeds folder of every backend that has one) after migrations."""
+    state.migrator().seed(backend, dry_run=dry_run)
+
+
 def _refuse_with_sql(sql: bool, start: int | None, **others: object) -> None:
     """``--from`` needs ``--sql``; ``--sql`` runs nothing, so the options of a run do not go with it."""
     if not sql:

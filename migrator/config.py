@@ -47,6 +47,7 @@ class BackendConfig:
     jobs: int | None = None      # lines migrated in parallel (LanceDB); None: the runner's default
     lock_lease: float | None = None  # object storage (LanceDB): seconds before a dead holder's lock is taken over
     options: Mapping[str, Any] = field(default_factory=dict)
+    seeds: Path | None = None    # the seed data folder (`migrator seed`); None: not configured
     # what the application handed over instead of a URL (Migrator.from_dict): a SQLAlchemy Engine or a
     # sqlite3.Connection (sql), a lancedb connection (lancedb); migrator never disposes or closes it
     handle: Any = field(default=None, compare=False, repr=False)
@@ -257,7 +258,9 @@ def _parse_backend(
         raise ConfigError(f"{file}: {key}.migrations: {reason}") from exc
     if not exists:
         raise ConfigError(f"{file}: {key}.migrations: folder {migrations} does not exist")
-    options = {k: v for k, v in raw.items() if k not in {"type", "migrations", kind.location_key, "version_table"}}
+    seeds = _folder(raw["seeds"], file, f"{key}.seeds", env, base) if "seeds" in raw else None
+    options = {k: v for k, v in raw.items()
+               if k not in {"type", "migrations", kind.location_key, "version_table", "seeds"}}
     if "lock_timeout" in options:
         lock_timeout = _number(options.pop("lock_timeout"), file, f"{key}.lock_timeout")
     backup = options.pop("backup", False)
@@ -296,8 +299,22 @@ def _parse_backend(
         jobs=jobs,
         lock_lease=lock_lease,
         options=options,
+        seeds=seeds,
         handle=handle,
     )
+
+
+def _folder(value: Any, file: Path | str, key: str, env: Mapping[str, str], base: Path) -> Path:
+    """An existing folder named by ``key`` (``${VAR}`` expanded, relative to ``base``); ConfigError naming both."""
+    folder = base / _text(value, file, key, env, paths=True)
+    try:
+        exists = folder.is_dir()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{file}: {key}: {reason}") from exc
+    if not exists:
+        raise ConfigError(f"{file}: {key}: folder {folder} does not exist")
+    return folder
 
 
 def check_lance_folder(location: str, where: str) -> None:

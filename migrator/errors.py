@@ -80,6 +80,12 @@ class InterruptedMigration(ValidationFailed):
     exit_code = EXIT_FAILED
 
 
+class SeedRefused(ValidationFailed):
+    """``migrator seed`` while a backend has a pending migration or drift (exit 1, nothing seeded)."""
+
+    exit_code = EXIT_FAILED
+
+
 class SchemaChangeRefused(MigratorError):
     """A schema change that would lose or break a schema object; refused before anything changed."""
 

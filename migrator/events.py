@@ -69,9 +69,27 @@ class LineSkipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class SeedsReady:
+    """``migrator seed``: the seeds of one backend, loaded, about to run (or, with ``dry_run``, that would)."""
+
+    backend: str
+    seeds: Sequence[str]        # their labels, in the order they run
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class SeedDone:
+    """One seed loaded (SQL: sent once the one transaction of every seed committed)."""
+
+    backend: str
+    seed: str
+    detail: str
+
+
 Event = (
     PlanReady | BackendProgress | BackupTaken | MigrationStarted | MigrationProgress | MigrationDone
-    | MigrationFailedEvent | LineSkipped
+    | MigrationFailedEvent | LineSkipped | SeedsReady | SeedDone
 )
 Listener = Callable[[Event], None]
 

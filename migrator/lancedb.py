@@ -82,6 +82,38 @@ Native schema evolution (no data rewrite unless noted)
 * change a column's type: ``table.alter_columns({"path": "n", "data_type": pa.int32()})``
   rewrites the column (O(rows)); casts Lance refuses (timestamp->int64,
   int64->float64, int->string) need :func:`recreate_table` with a transform.
+
+Seed data (``migrator seed``)
+-----------------------------
+A LanceDB backend with ``seeds = "seeds/lancedb"`` in its config takes every
+``.py`` file of that folder (file-name order; hidden files and names starting
+with ``_`` aside), and in each the functions decorated with ``@seed`` (in the
+order they are defined)::
+
+    # seeds/lancedb/memos.py
+    from migrator.lancedb import seed
+
+    @seed(table="memos", key="id")
+    def welcome_memos():                   # or welcome_memos(db): the lancedb connection
+        return [{"id": 1, "title": "Welcome", "vector": [0.0] * 8},
+                {"id": 2, "title": "Read me", "vector": [0.1] * 8}]   # or a pyarrow Table / RecordBatch
+
+The exact shape: the rows are cast to the table's own types (only the columns
+they give: a missing column keeps its stored value on rows that exist, and is
+null on new ones); the rows that already exist with equal values are left out;
+the rest is written in one commit::
+
+    table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(rows)
+
+so a row whose key is new is inserted, a row whose key exists is updated, no
+row is duplicated and no other row is touched, and a second ``migrator seed``
+commits nothing (the table's Lance version does not move). ``key`` is a column
+or a list of columns; the table must exist (seeds run after the migrations,
+and are refused while one is pending). Every seed's rows are computed and
+checked (table, columns, types, key present, no key twice) before the first
+is written: a seed that raises or does not fit writes nothing. Each seed is
+then one commit on its table, so a storage failure midway keeps the seeds
+before it; running ``migrator seed`` again is safe.
 """
 
 from __future__ import annotations
@@ -103,6 +135,7 @@ __all__ = [
     "MigrationSpec",
     "RecreateResult",
     "ReembedResult",
+    "SeedSpec",
     "add_column_from_sql",
     "add_columns",
     "create_index",
@@ -113,6 +146,7 @@ __all__ = [
     "recreate_table",
     "reembed",
     "rename_column",
+    "seed",
     "table_stamp",
 ]
 
@@ -415,6 +449,66 @@ def specs_of(obj: Any) -> tuple[MigrationSpec, ...]:
     """The ``@migration`` specs attached to ``obj`` (empty for anything else)."""
     specs = getattr(obj, MIGRATION_ATTR, ())
     return tuple(s for s in specs if isinstance(s, MigrationSpec)) if isinstance(specs, tuple) else ()
+
+
+# -- seed data (`migrator seed`) -----------------------------------------------------------------------------------
+
+SEED_ATTR = "__migrator_lancedb_seed__"
+"""Attribute :func:`seed` sets on a function: its :class:`SeedSpec`."""
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """What ``@seed(table=..., key=...)`` declared; ``problems``: mistakes reported by ``migrator seed``."""
+
+    table: str
+    key: tuple[str, ...]
+    function: Callable[..., Any]
+    takes_db: bool
+    problems: tuple[str, ...] = ()
+
+
+def seed(*, table: str, key: str | Sequence[str]) -> Callable[[F], F]:
+    """Declare seed rows for a LanceDB table: ``@seed(table="memos", key="id")`` (see the module's docstring).
+
+    The function takes no argument (or one: the lancedb connection) and returns the rows: a list of dicts, a
+    ``pyarrow.Table`` or a ``pyarrow.RecordBatch``. ``migrator seed`` upserts them by ``key`` (a column, or a list
+    of columns). Mistakes are reported by ``migrator seed`` naming the file and the function.
+    """
+
+    def wrap(fn: F) -> F:
+        problems: list[str] = []
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
+            problems.append(f"table={table!r} is not a table name (letters, digits, _ - .)")
+        keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, Sequence) else ()
+        if not keys or not all(isinstance(k, str) and k for k in keys):
+            problems.append(f"key={key!r} must name a column (or be a list of columns)")
+        takes_db = False
+        if not callable(fn):
+            problems.append(f"@seed decorates functions, not {type(fn).__name__}")
+        else:
+            try:
+                inspect.signature(fn).bind()
+            except TypeError:
+                try:
+                    inspect.signature(fn).bind(object())
+                    takes_db = True
+                except TypeError:
+                    problems.append("the function must take no argument (or one: the lancedb connection)")
+            except ValueError:  # no signature (builtins): called without arguments
+                pass
+        spec = SeedSpec(table=table, key=keys, function=fn, takes_db=takes_db, problems=tuple(problems))
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(fn, SEED_ATTR, spec)
+        return fn
+
+    return wrap
+
+
+def seed_spec_of(obj: Any) -> SeedSpec | None:
+    """The ``@seed`` spec attached to ``obj`` (None for anything else)."""
+    spec = getattr(obj, SEED_ATTR, None)
+    return spec if isinstance(spec, SeedSpec) else None
 
 
 # -- helpers whose implementation needs lancedb / pyarrow (imported on first call) ------------------------------

@@ -32,6 +32,8 @@ from migrator.events import (
     MigrationProgress,
     MigrationStarted,
     PlanReady,
+    SeedDone,
+    SeedsReady,
 )
 from migrator.model import Direction, Migration
 
@@ -69,6 +71,14 @@ def log_event(event: Event) -> None:
         log.info("%s: backup at %s", event.backend, event.location, extra=_extra(event.backend, "backup"))
     elif isinstance(event, BackendProgress):
         log.info("%s: %s", event.backend, event.message, extra=_extra(event.backend, "progress"))
+    elif isinstance(event, SeedsReady):
+        log.info("%s: %sseed %d seed(s): %s", event.backend, "dry run: would " if event.dry_run else "",
+                 len(event.seeds), ", ".join(event.seeds[:10]) + (", ..." if len(event.seeds) > 10 else ""),
+                 extra=_extra(event.backend, "seeds", migrator_count=len(event.seeds),
+                              migrator_dry_run=event.dry_run))
+    elif isinstance(event, SeedDone):
+        log.info("%s: seeded %s (%s)", event.backend, event.seed, event.detail,
+                 extra=_extra(event.backend, "seeded"))
 
 
 def _step(level: int, backend: str, migration: Migration, direction: Direction | None, kind: str, text: str,

@@ -20,6 +20,8 @@ from migrator.events import (
     MigrationProgress,
     MigrationStarted,
     PlanReady,
+    SeedDone,
+    SeedsReady,
 )
 from migrator.model import ISSUE_INTERRUPTED, AppliedMigration, Direction, InterruptedStep, Issue, Status
 
@@ -79,6 +81,17 @@ class EventRenderer:
             self._line(f"{event.backend}: failed {event.migration.label}", style="red")
         elif isinstance(event, LineSkipped):
             self._line(f"{event.backend}: skipped {event.line}: {event.reason}")
+        elif isinstance(event, SeedsReady):
+            self._seeds(event)
+        elif isinstance(event, SeedDone):
+            self._line(f"{event.backend}: seeded {event.seed} ({event.detail})")
+
+    def _seeds(self, event: SeedsReady) -> None:
+        if not event.seeds:
+            self._line(f"{event.backend}: no seeds")
+        elif event.dry_run:
+            for label in event.seeds:
+                self._line(f"{event.backend}: would seed {label}")
 
     def _plan(self, event: PlanReady) -> None:
         self.close()

@@ -20,6 +20,7 @@ default_backend = "sqlite"
 type = "sql"
 url = "sqlite:///data/app.db"        # any SQLAlchemy URL; ${VAR} and ${VAR:-default} expand, $$ is a $
 migrations = "migrations/sqlite"
+# seeds = "seeds/sqlite"             # seed data for `migrator seed` (.sql / .py files; create the folder)
 
 # [backends.vectors]
 # type = "lancedb"

@@ -166,6 +166,7 @@ def test_the_demo_migrations_run_from_the_repository_config(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "demo"
     shutil.copytree(REPO / "migrations", root / "migrations")
+    shutil.copytree(REPO / "seeds", root / "seeds")
     pyproject = (REPO / "pyproject.toml").read_text()
     (root / "pyproject.toml").write_text(pyproject[pyproject.index("[tool.migrator]"):pyproject.index(
         "[tool.pytest")])

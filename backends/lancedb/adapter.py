@@ -108,7 +108,7 @@ from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
-from ..base import Capabilities, Report
+from ..base import Capabilities, Report, Seed, Seeded
 from .bookkeeping import (
     Bookkeeping,
     Intent,
@@ -497,6 +497,31 @@ class LanceBackend:
             table.tags.create(tag, int(table.version))
             report(f"{name}: tagged Lance version {table.version} as {tag}")
         return f"tag {tag} on {len(names)} table(s) of {self.location}"
+
+    # -- seed data (migrator seed) -------------------------------------------------------------------------------
+
+    def load_seeds(self, folder: Path) -> list[Seed]:
+        """The ``@seed`` functions of ``folder``'s ``.py`` files (see :mod:`.seeds`)."""
+        from . import seeds
+
+        return seeds.load(folder)
+
+    def apply_seeds(self, seeds: Sequence[Seed], report: Report, *, dry_run: bool = False) -> list[Seeded]:
+        """Every seed's rows checked, then upserted by key (:mod:`.seeds`); under the lock, nothing pending."""
+        from . import seeds as seeding
+
+        if self._lease is not None:
+            self._lease.check()
+        local = self._folder(write=not dry_run)
+        if local is not None and not local.is_dir():  # connecting would create it; no table exists there
+            first = seeds[0].payload
+            assert isinstance(first, seeding.LanceSeed)
+            raise MigrationFailed(f"{self.name}: seed {seeds[0].path}: {first.function_name}: table "
+                                  f"{first.table!r} does not exist (the database {self.location} does not exist "
+                                  "yet); nothing was seeded", backend=self.name, line=first.table)
+        with self._unavailable("cannot load the seeds"):
+            return seeding.apply(self._connect(), seeds, report, dry_run=dry_run, backend=self.name,
+                                 scrub=self._scrub)
 
     # -- locking -------------------------------------------------------------------------------------------------
 

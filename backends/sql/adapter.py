@@ -32,7 +32,7 @@ from migrator.errors import (
 )
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
-from ..base import Capabilities, ModelChanges, Report
+from ..base import Capabilities, ModelChanges, Report, Seed, Seeded
 from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .dirty import DirtyTable
@@ -283,6 +283,25 @@ class SqlBackend:
 
         return offline.render(self.load(migrations), direction, backend=self.name, dialect=self.dialect,
                               version_table=self.version_table)
+
+    # ------------------------------------------------------------------ seed data (migrator seed)
+
+    def load_seeds(self, folder: Path) -> list[Seed]:
+        """``.sql`` and ``.py`` (``seed(db)``) files of ``folder`` in file-name order, loaded (see ``seeds``)."""
+        from . import seeds
+
+        return seeds.load(folder, self.dialect)
+
+    def apply_seeds(self, seeds: Sequence[Seed], report: Report, *, dry_run: bool = False) -> list[Seeded]:
+        """Every seed in one transaction (the lock held); a dry run only describes them."""
+        from . import seeds as seeding
+
+        if dry_run:
+            return [Seeded(seed.label, seeding.describe(seed)) for seed in seeds]
+        lock = self._session_lock
+        if lock is not None:  # still connected, still holding the lock
+            lock.verify("stopped before loading the seeds; nothing was seeded")
+        return seeding.run(self._handle, list(seeds), self.name)
 
     # ------------------------------------------------------------------ models (autogenerate, check)
 
