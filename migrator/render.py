@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -233,7 +234,9 @@ def history_json(histories: Mapping[str, Iterable[AppliedMigration]]) -> str:
 def plain_console(*, stderr: bool = False) -> Console:
     """The CLI's console: user text (names, descriptions, paths, messages) is printed as it is, never as
     rich markup (``[red]``, ``[/]``) or emoji codes (``:smile:``), on a terminal and off it."""
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    no_color = os.environ.get("NO_COLOR", "") != ""  # https://no-color.org: no style codes at all, not just no hue
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True,
+                   **({"color_system": None} if no_color else {}))
 
 
 def _text(value: str, style: str = "") -> Text:
