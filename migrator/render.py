@@ -113,6 +113,7 @@ class EventRenderer:
             progress = self._live()
             self._steps[key] = (progress.add_task(f"{event.backend}: {event.migration.label}: {message}",
                                                   total=None, detail=""), False)
+            progress.refresh()
             return
         progress = self._live()
         detail = f"{message.done:,}/{message.total:,} rows, {message.rate:,.0f} rows/s" + (
@@ -123,7 +124,7 @@ class EventRenderer:
             task = progress.add_task(f"{event.backend}: {event.migration.label}: {message.action}",
                                      total=max(message.total, 1), detail=detail)
             self._steps[key] = (task, True)
-        progress.update(task, completed=message.done, total=max(message.total, 1), detail=detail)
+        progress.update(task, completed=message.done, total=max(message.total, 1), detail=detail, refresh=True)
         if message.final:
             self._end_step(event.backend, event.migration)
             self._line(text)
