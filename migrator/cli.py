@@ -45,7 +45,7 @@ class State:
     def set_verbosity(self, *, verbose: bool = False, quiet: bool = False) -> None:
         """``-v`` / ``-q``, before the subcommand or after it: the same meaning; both at once is a usage error."""
         if (self.verbose or verbose) and (self.quiet or quiet):
-            raise UsageError("-v (--verbose) and -q (--quiet) do not go together")
+            raise click.UsageError("-v (--verbose) and -q (--quiet) do not go together")
         self.verbose = self.verbose or verbose
         self.quiet = self.renderer.quiet = self.quiet or quiet
 
@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except click.ClickException as exc:  # click's usage errors: migrator's one line, not click's usage block
         where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx is not None else "migrator"
-        _report(_state(ctx), exc, f"{exc.format_message()} (see '{where} --help')")
+        hint = "" if where == "migrator" and not isinstance(exc, click.UsageError) else f" (see '{where} --help')"
+        _report(None, exc, f"{exc.format_message()}{hint}")  # no traceback: the command line is the cause
         return EXIT_USAGE
     except click.Abort:
         click.echo("aborted", err=True)

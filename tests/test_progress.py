@@ -67,8 +67,10 @@ def test_the_tracker_counts_from_the_checkpoint_and_rates_only_this_run(monkeypa
 
 def _events(records: list[str]) -> list[object]:
     migration = Migration(version=2, name="add_flag", path=Path("002_add_flag.py"), checksum="x", line="docs")
-    return [PlanReady("vec", Direction.UP, [migration], dry_run=False), MigrationStarted("vec", migration, Direction.UP),
-            *(MigrationProgress("vec", migration, r) for r in records), MigrationDone("vec", migration, Direction.UP, 2400)]
+    return [PlanReady("vec", Direction.UP, [migration], dry_run=False),
+            MigrationStarted("vec", migration, Direction.UP),
+            *(MigrationProgress("vec", migration, r) for r in records),
+            MigrationDone("vec", migration, Direction.UP, 2400)]
 
 
 def test_on_a_terminal_a_rows_step_is_a_bar_with_rate_and_eta() -> None:
