@@ -237,7 +237,7 @@ def plain_console(*, stderr: bool = False) -> Console:
     rich markup (``[red]``, ``[/]``) or emoji codes (``:smile:``), on a terminal and off it."""
     no_color = os.environ.get("NO_COLOR", "") != ""  # https://no-color.org: no style codes at all, not just no hue
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True,
-                   **({"color_system": None} if no_color else {}))
+                   color_system=None if no_color else "auto")
 
 
 def _text(value: str, style: str = "") -> Text:

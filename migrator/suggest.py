@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 CUTOFF = 0.6  # difflib's default: `migration` -> `migrations`, `lock_timout` -> `lock_timeout`; `x` -> nothing
@@ -10,6 +9,8 @@ CUTOFF = 0.6  # difflib's default: `migration` -> `migrations`, `lock_timout` ->
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice closest to ``word`` (compared case-insensitively), or None when none is close."""
+    import difflib  # only when a message needs it: kept off every start-up
+
     by_folded: dict[str, str] = {}
     for choice in sorted(choices):
         by_folded.setdefault(choice.casefold(), choice)
