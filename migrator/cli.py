@@ -29,6 +29,9 @@ NEXT_STEPS = (
     "  3. write the migration in the file it created (an unedited template refuses to run)",
     "  4. migrator upgrade, then migrator status",
 )
+# click 8.2 raises this for a group run without a command (8.1 prints the help itself and exits 0)
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    e for e in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if isinstance(e, type))
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): " "}
 
 
@@ -294,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:  # `migrator` alone: the help, as click shows it
+    except _NO_ARGS_IS_HELP as exc:  # `migrator` alone (click >= 8.2): the help, as click shows it
+        assert isinstance(exc, click.ClickException)
         exc.show()
         return EXIT_USAGE
     except click.ClickException as exc:  # click's usage errors: migrator's one line, not click's usage block
