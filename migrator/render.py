@@ -55,9 +55,12 @@ class EventRenderer:
         self._planned = (0, 0)                                # the plan's bar: (done, of)
         self._steps: dict[tuple[str, str], tuple[TaskID, bool]] = {}  # (backend, migration) -> (its line, rows?)
 
-    def _line(self, text: str, style: str | None = None) -> None:
-        """One output line: rich on a terminal; a plain write otherwise (2,000 lines cost ms, not 180 ms)."""
-        if self.quiet:
+    def _line(self, text: str, style: str | None = None, *, result: bool = False) -> None:
+        """One output line: rich on a terminal; a plain write otherwise (2,000 lines cost ms, not 180 ms).
+
+        ``quiet`` drops every line but a ``result`` (what a dry run would do: the answer the command was asked for).
+        """
+        if self.quiet and not result:
             return
         if self.console.is_terminal:
             self.console.print(text, style=style, markup=False, highlight=False)
@@ -155,9 +158,9 @@ class EventRenderer:
         if event.dry_run:
             verb = "would apply" if event.direction is Direction.UP else "would roll back"
             if not event.migrations:
-                self._line(f"{event.backend}: nothing to do")
+                self._line(f"{event.backend}: nothing to do", result=True)
             for migration in event.migrations:
-                self._line(f"{event.backend}: {verb} {migration.label}")
+                self._line(f"{event.backend}: {verb} {migration.label}", result=True)
             return
         if not count:
             self._line(f"{event.backend}: up to date" if event.direction is Direction.UP

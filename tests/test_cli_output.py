@@ -36,6 +36,12 @@ def test_quiet_before_or_after_the_subcommand_prints_no_progress(sqlite_project:
     assert "up to date" in sqlite_project.cli("status").out
 
 
+def test_quiet_still_prints_what_a_dry_run_would_do(sqlite_project: Project) -> None:
+    sqlite_project.write("001_t.py", CREATE)
+    result = sqlite_project.cli("upgrade", "--dry-run", "-q")
+    assert result.code == 0 and result.out == "db: would apply 001_t\n"
+
+
 @pytest.mark.parametrize("args", [["-v", "upgrade", "-q"], ["upgrade", "-q", "-v"], ["-q", "-v", "status"]])
 def test_verbose_and_quiet_together_are_a_usage_error(sqlite_project: Project, args: list[str]) -> None:
     result = sqlite_project.cli(*args)
