@@ -21,17 +21,36 @@ from migrator.scaffold import init_project
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
 _STEPS_BACK = re.compile(r"-[0-9]+", re.ASCII)
+NEXT_STEPS = (
+    "next steps:",
+    "  1. edit migrator.toml: set the database url",
+    "     (LanceDB: uncomment [backends.vectors] and create its folder migrations/lancedb)",
+    "  2. migrator new create_users     (--sql: .up.sql/.down.sql files; LanceDB: --backend vectors --table T)",
+    "  3. write the migration in the file it created (an unedited template refuses to run)",
+    "  4. migrator upgrade, then migrator status",
+)
+# click 8.2 raises this for a group run without a command (8.1 prints the help itself and exits 0)
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    e for e in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if isinstance(e, type))
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): " "}
 
 
 class State:
-    def __init__(self, config: str | None, verbose: bool) -> None:
+    def __init__(self, config: str | None, verbose: bool, quiet: bool = False) -> None:
         self.config_path = config
         self.verbose = verbose
+        self.quiet = quiet
         self.out = render.plain_console()
         self.err = render.plain_console(stderr=True)
-        self.renderer = render.EventRenderer(self.out)
+        self.renderer = render.EventRenderer(self.out, quiet=quiet)
         self.secrets: list[str] = []
+
+    def set_verbosity(self, *, verbose: bool = False, quiet: bool = False) -> None:
+        """``-v`` / ``-q``, before the subcommand or after it: the same meaning; both at once is a usage error."""
+        if (self.verbose or verbose) and (self.quiet or quiet):
+            raise click.UsageError("-v (--verbose) and -q (--quiet) do not go together")
+        self.verbose = self.verbose or verbose
+        self.quiet = self.renderer.quiet = self.quiet or quiet
 
     def migrator(self) -> Migrator:
         m = Migrator.from_config(self.config_path, listener=self.renderer)
@@ -52,19 +71,41 @@ class StepsBack(click.Command):
         return super().parse_args(ctx, args)
 
 
+def _verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and isinstance(ctx.obj, State):
+        ctx.obj.set_verbosity(**{str(param.name): True})
+
+
+VERBOSE_HELP = "Show tracebacks on errors."
+QUIET_HELP = "Print no progress (results and errors only)."
+
+
+class Group(click.Group):
+    """Every subcommand takes ``-v`` and ``-q`` too (``migrator upgrade -v``), meaning what they mean before it."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend([
+            click.Option(["--verbose", "-v"], is_flag=True, expose_value=False, callback=_verbosity, help=VERBOSE_HELP),
+            click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, callback=_verbosity, help=QUIET_HELP),
+        ])
+        super().add_command(cmd, name)
+
+
 def backend_option(f: F) -> F:
     return click.option("--backend", "-b", metavar="NAME", help="Backend name from the config.")(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "-c", metavar="PATH", envvar="MIGRATOR_CONFIG",
               help="Config file (default: migrator.toml or [tool.migrator] in pyproject.toml, found upwards).")
-@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--verbose", "-v", is_flag=True, help=VERBOSE_HELP)
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @click.version_option(package_name="migrator")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config: str | None, verbose: bool, quiet: bool) -> None:
     """Migrations for a SQL database and a LanceDB database, from one config."""
-    ctx.obj = State(config, verbose)
+    ctx.obj = State(config, False)
+    ctx.obj.set_verbosity(verbose=verbose, quiet=quiet)
 
 
 @cli.command()
@@ -73,6 +114,9 @@ def init(state: State) -> None:
     """Scaffold migrator.toml and a migrations folder here."""
     for path in init_project(Path.cwd()):
         render.print_line(state.out, f"created {path}")
+    if not state.quiet:
+        for line in NEXT_STEPS:
+            render.print_line(state.out, line)
 
 
 @cli.command()
@@ -262,8 +306,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except _NO_ARGS_IS_HELP as exc:  # `migrator` alone (click >= 8.2): the help, as click shows it
+        assert isinstance(exc, click.ClickException)
         exc.show()
+        return EXIT_USAGE
+    except click.ClickException as exc:  # click's usage errors: migrator's one line, not click's usage block
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx is not None else "migrator"
+        hint = "" if where == "migrator" and not isinstance(exc, click.UsageError) else f" (see '{where} --help')"
+        _report(None, exc, f"{exc.format_message()}{hint}")  # no traceback: the command line is the cause
         return EXIT_USAGE
     except click.Abort:
         click.echo("aborted", err=True)

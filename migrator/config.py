@@ -23,9 +23,10 @@ from urllib.parse import quote
 
 from migrator import handles
 from migrator.backends import BACKEND_TYPES
-from migrator.engines import engine_problem
+from migrator.engines import ENGINES, engine_problem
 from migrator.errors import ConfigError
 from migrator.redact import is_secret_key, mask_url, secrets_in
+from migrator.suggest import did_you_mean
 
 TOP_LEVEL_KEYS = frozenset({"default_backend", "backends", "lock_timeout"})
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -68,7 +69,8 @@ class Config:
         if name is not None:
             if name not in self.backends:
                 known = ", ".join(sorted(self.backends)) or "none"
-                raise ConfigError(f"{self._where()}: unknown backend {name!r} (configured: {known})")
+                raise ConfigError(f"{self._where()}: unknown backend {name!r} (configured: {known})"
+                                  f"{did_you_mean(name, self.backends)}")
             return [self.backends[name]]
         if all_if_none:
             return list(self.backends.values())
@@ -177,6 +179,19 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
 
 
+def _hint(word: str, known: frozenset[str], kind: str | None = None) -> str:
+    """What ends an unknown key's message: where the key belongs when it is another table's, else the closest key
+    of this table (``kind``: the backend type whose table it is; None: the top level)."""
+    if kind is None and any(word in k.required | k.optional for k in BACKEND_TYPES.values()):
+        return " (a key of a [backends.NAME] table)"
+    others = sorted(name for name, k in BACKEND_TYPES.items() if name != kind and word in k.required | k.optional)
+    if kind is not None and others:
+        return f" (a key of {' and '.join(others)} backends)"
+    if kind is not None and word in TOP_LEVEL_KEYS:
+        return " (a top-level key, above the [backends] tables)"
+    return did_you_mean(word, known)
+
+
 def _key(prefix: str, *parts: str) -> str:
     return ".".join(p for p in (prefix, *parts) if p)
 
@@ -187,7 +202,7 @@ def _parse(section: Mapping[str, Any], file: Path | str, prefix: str, env: Mappi
     paths start (default: the file's folder)."""
     unknown = sorted(set(section) - TOP_LEVEL_KEYS)
     if unknown:
-        raise ConfigError(f"{file}: unknown key {_key(prefix, unknown[0])!r}")
+        raise ConfigError(f"{file}: unknown key {_key(prefix, unknown[0])!r}{_hint(unknown[0], TOP_LEVEL_KEYS)}")
     backends_raw = section.get("backends", {})
     if not isinstance(backends_raw, Mapping):
         raise ConfigError(f"{file}: {_key(prefix, 'backends')!r} must be a table")
@@ -204,7 +219,7 @@ def _parse(section: Mapping[str, Any], file: Path | str, prefix: str, env: Mappi
             known = ", ".join(sorted(backends)) or "none"
             raise ConfigError(
                 f"{file}: {_key(prefix, 'default_backend')!r} names {default!r}, which is not configured "
-                f"(configured: {known})"
+                f"(configured: {known}){did_you_mean(default, backends)}"
             )
     return Config(path=file if isinstance(file, Path) else None, backends=backends, default_backend=default)
 
@@ -225,11 +240,13 @@ def _parse_backend(
     kind_name = raw.get("type")
     if not isinstance(kind_name, str) or kind_name not in BACKEND_TYPES:
         known = ", ".join(sorted(BACKEND_TYPES))
-        raise ConfigError(f"{file}: {key}.type must be one of {known} (got {kind_name!r})")
+        raise ConfigError(f"{file}: {key}.type must be one of {known} (got {kind_name!r})"
+                          f"{did_you_mean(kind_name, BACKEND_TYPES)}")
     kind = BACKEND_TYPES[kind_name]
     unknown = sorted(set(raw) - kind.required - kind.optional)
     if unknown:
-        raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend")
+        raise ConfigError(f"{file}: unknown key {key}.{unknown[0]!r} for a {kind_name} backend"
+                          f"{_hint(unknown[0], kind.required | kind.optional, kind_name)}")
     override_var = f"MIGRATOR_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_URL"
     location_key = f"{key}.{kind.location_key}"
     handle, live = _live_handle(kind_name, raw.get(kind.location_key), f"{file}: {location_key}")
@@ -275,7 +292,7 @@ def _parse_backend(
     if "engine" in options:
         problem = engine_problem(options["engine"])
         if problem is not None:
-            raise ConfigError(f"{file}: {key}.engine {problem}")
+            raise ConfigError(f"{file}: {key}.engine {problem}{did_you_mean(options['engine'], ENGINES)}")
     if "storage_options" in options:
         if not isinstance(options["storage_options"], Mapping):
             raise ConfigError(f"{file}: {key}.storage_options must be a table")

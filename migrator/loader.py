@@ -24,6 +24,8 @@ from migrator.extras import hint_for
 
 _NAME = re.compile(r"^(?P<version>[0-9]+)(?:[_\-.\s](?P<name>.*))?$")
 MAX_VERSION = 2**63 - 1
+# in the SQL files `migrator new` writes: such a file with no statement is an unedited template, refused
+TEMPLATE_MARKER = "(migrator: an unedited template refuses to run)"
 SEPARATOR = ":"  # between the per-file digests of a migration made of several files
 
 

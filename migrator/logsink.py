@@ -36,6 +36,7 @@ from migrator.events import (
     SeedsReady,
 )
 from migrator.model import Direction, Migration
+from migrator.progress import RowsProgress
 
 ROOT_LOGGER = "migrator"
 RUNNER_LOGGER = "migrator.runner"
@@ -59,8 +60,9 @@ def log_event(event: Event) -> None:
     elif isinstance(event, MigrationFailedEvent):
         _step(logging.ERROR, event.backend, event.migration, event.direction, "failed",
               "%s: %s %s failed: %s", _VERB[event.direction][0], event.migration.label, event.error)
-    elif isinstance(event, MigrationProgress):
-        _step(logging.INFO, event.backend, event.migration, None, "progress",
+    elif isinstance(event, MigrationProgress):  # a rows progress between two notable ones: DEBUG
+        quiet = isinstance(event.message, RowsProgress) and not event.message.notable
+        _step(logging.DEBUG if quiet else logging.INFO, event.backend, event.migration, None, "progress",
               "%s: %s: %s", event.migration.label, event.message)
     elif isinstance(event, PlanReady):
         _plan(event)

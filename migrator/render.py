@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ from migrator.events import (
     SeedDone,
     SeedsReady,
 )
-from migrator.model import ISSUE_INTERRUPTED, AppliedMigration, Direction, InterruptedStep, Issue, Status
+from migrator.model import ISSUE_INTERRUPTED, AppliedMigration, Direction, InterruptedStep, Issue, Migration, Status
+from migrator.progress import Activity, RowsProgress, format_duration
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -38,16 +40,30 @@ def _verb(direction: Direction, done: bool = False) -> str:
 
 
 class EventRenderer:
-    """Listener for the runner: a progress bar on a terminal, plain lines otherwise."""
+    """Listener for the runner: bars and spinners on a terminal, plain lines otherwise; nothing when ``quiet``.
 
-    def __init__(self, console: Console, *, progress_bar: bool | None = None) -> None:
+    On a terminal a run of several migrations shows a bar of migrations, and a long step shows its own line: a
+    bar with rows, rows/s and ETA for a :class:`~migrator.progress.RowsProgress`, a spinner with the elapsed time
+    for an :class:`~migrator.progress.Activity` (until the migration's next line). Off a terminal the same steps
+    print plain lines, a rows line every few seconds (the *notable* ones).
+    """
+
+    def __init__(self, console: Console, *, progress_bar: bool | None = None, quiet: bool = False) -> None:
         self.console = console
         self.use_bar = console.is_terminal if progress_bar is None else progress_bar
+        self.quiet = quiet
         self._progress: Progress | None = None
-        self._task: TaskID | None = None
+        self._task: TaskID | None = None                      # the plan's bar of migrations
+        self._planned = (0, 0)                                # the plan's bar: (done, of)
+        self._steps: dict[tuple[str, str], tuple[TaskID, bool]] = {}  # (backend, migration) -> (its line, rows?)
 
-    def _line(self, text: str, style: str | None = None) -> None:
-        """One output line: rich on a terminal; a plain write otherwise (2,000 lines cost ms, not 180 ms)."""
+    def _line(self, text: str, style: str | None = None, *, result: bool = False) -> None:
+        """One output line: rich on a terminal; a plain write otherwise (2,000 lines cost ms, not 180 ms).
+
+        ``quiet`` drops every line but a ``result`` (what a dry run would do: the answer the command was asked for).
+        """
+        if self.quiet and not result:
+            return
         if self.console.is_terminal:
             self.console.print(text, style=style, markup=False, highlight=False)
         else:
@@ -56,7 +72,9 @@ class EventRenderer:
 
     def _advance(self) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task)
+            done, count = self._planned[0] + 1, self._planned[1]
+            self._planned = (done, count)
+            self._progress.update(self._task, completed=done, detail=f"{done}/{count} migrations")
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PlanReady):
@@ -71,12 +89,14 @@ class EventRenderer:
             else:
                 self._line(f"{event.backend}: {_verb(event.direction)} {event.migration.label}")
         elif isinstance(event, MigrationProgress):
-            self._line(f"{event.backend}: {event.migration.label}: {event.message}")
+            self._step_progress(event)
         elif isinstance(event, MigrationDone):
+            self._end_step(event.backend, event.migration)
             self._advance()
             self._line(f"{event.backend}: {_verb(event.direction, True)} {event.migration.label} "
-                       f"({event.duration_ms} ms)")
+                       f"({format_duration(event.duration_ms / 1000)})")
         elif isinstance(event, MigrationFailedEvent):
+            self._end_step(event.backend, event.migration)
             self._advance()
             self._line(f"{event.backend}: failed {event.migration.label}", style="red")
         elif isinstance(event, LineSkipped):
@@ -93,33 +113,82 @@ class EventRenderer:
             for label in event.seeds:
                 self._line(f"{event.backend}: would seed {label}")
 
+    def _step_progress(self, event: MigrationProgress) -> None:
+        message, key = event.message, (event.backend, event.migration.label)
+        text = f"{event.backend}: {event.migration.label}: {message}"
+        if self.quiet:
+            return
+        if not isinstance(message, RowsProgress | Activity) or not self.use_bar:
+            self._end_step(event.backend, event.migration)
+            if not isinstance(message, RowsProgress) or message.notable:
+                self._line(text)
+            return
+        if isinstance(message, Activity):
+            self._end_step(event.backend, event.migration)
+            self._line(text)
+            progress = self._live()
+            self._steps[key] = (progress.add_task(f"{event.backend}: {event.migration.label}: {message}",
+                                                  total=None, detail=""), False)
+            progress.refresh()
+            return
+        progress = self._live()
+        detail = f"{message.done:,}/{message.total:,} rows, {message.rate:,.0f} rows/s" + (
+            f", ETA {format_duration(message.eta_s)}" if message.eta_s is not None else "")
+        task, rows = self._steps.get(key, (None, False))
+        if task is None or not rows:
+            self._end_step(event.backend, event.migration)
+            task = progress.add_task(f"{event.backend}: {event.migration.label}: {message.action}",
+                                     total=max(message.total, 1), detail=detail)
+            self._steps[key] = (task, True)
+        progress.update(task, completed=message.done, total=max(message.total, 1), detail=detail, refresh=True)
+        if message.final:
+            self._end_step(event.backend, event.migration)
+            self._line(text)
+
+    def _live(self) -> Progress:
+        """The live display of bars and spinners (rich.progress imported here, only when one is shown)."""
+        if self._progress is None:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+                                      TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
+                                      console=self.console, transient=True)
+            self._progress.start()
+        return self._progress
+
+    def _end_step(self, backend: str, migration: Migration) -> None:
+        """The migration's long step is over: its bar or spinner goes (the display too when nothing is left)."""
+        step = self._steps.pop((backend, migration.label), None)
+        if step is None or self._progress is None:
+            return
+        self._progress.remove_task(step[0])
+        if self._task is None and not self._steps:
+            self.close()
+
     def _plan(self, event: PlanReady) -> None:
         self.close()
         count = len(event.migrations)
         if event.dry_run:
             verb = "would apply" if event.direction is Direction.UP else "would roll back"
             if not event.migrations:
-                self._line(f"{event.backend}: nothing to do")
+                self._line(f"{event.backend}: nothing to do", result=True)
             for migration in event.migrations:
-                self._line(f"{event.backend}: {verb} {migration.label}")
+                self._line(f"{event.backend}: {verb} {migration.label}", result=True)
             return
         if not count:
             self._line(f"{event.backend}: up to date" if event.direction is Direction.UP
                        else f"{event.backend}: nothing to roll back")
             return
-        if self.use_bar and count > 1:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=self.console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(event.backend, total=count)
+        if self.use_bar and count > 1 and not self.quiet:
+            self._planned = (0, count)
+            self._task = self._live().add_task(event.backend, total=count, detail=f"0/{count} migrations")
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-            self._task = None
+        self._task = None
+        self._steps.clear()
 
 
 def _iso(record: AppliedMigration) -> str | None:
@@ -182,7 +251,9 @@ def history_json(histories: Mapping[str, Iterable[AppliedMigration]]) -> str:
 def plain_console(*, stderr: bool = False) -> Console:
     """The CLI's console: user text (names, descriptions, paths, messages) is printed as it is, never as
     rich markup (``[red]``, ``[/]``) or emoji codes (``:smile:``), on a terminal and off it."""
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    no_color = os.environ.get("NO_COLOR", "") != ""  # https://no-color.org: no style codes at all, not just no hue
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True,
+                   color_system=None if no_color else "auto")
 
 
 def _text(value: str, style: str = "") -> Text:
@@ -233,11 +304,11 @@ def print_history(console: Console, histories: Mapping[str, list[AppliedMigratio
             console.print(_text("  nothing applied"))
             continue
         table = Table(box=None, pad_edge=False)
-        for column in ("applied at", "table", "version", "name", "ms", "checksum"):
+        for column in ("applied at", "table", "version", "name", "took", "checksum"):
             table.add_column(column)
         for r in records:
             cells = (_iso(r) or "", r.line, str(r.version), r.name,
-                     "" if r.duration_ms is None else str(r.duration_ms), (r.checksum or "")[:12])
+                     "" if r.duration_ms is None else format_duration(r.duration_ms / 1000), (r.checksum or "")[:12])
             table.add_row(*(_text(cell) for cell in cells))
         console.print(table)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from migrator.config import BackendConfig
 from migrator.errors import UsageError
-from migrator.loader import MAX_VERSION, scan
+from migrator.loader import MAX_VERSION, TEMPLATE_MARKER, scan
 
 INIT_CONFIG = '''\
 # migrator configuration: see README.md for every key.
@@ -35,11 +35,11 @@ PY_TEMPLATE = '''\
 
 
 def up(db):
-    db.execute("SELECT 1")
+    raise NotImplementedError("write up(db): the change this migration makes (db.execute(...) or db.op....)")
 
 
 def down(db):
-    db.execute("SELECT 1")
+    raise NotImplementedError("write down(db): what undoes up(db) (or delete down if it cannot be undone)")
 '''
 
 # `migrator new --autogenerate`: the bodies are Alembic's rendering (backends/sql/autogen.py), already indented
@@ -59,8 +59,9 @@ def down(db):
     {down}
 '''
 
-SQL_UP_TEMPLATE = "-- {title}: forward\n"
-SQL_DOWN_TEMPLATE = "-- {title}: undo what the .up.sql file did\n"
+# An unedited SQL template (TEMPLATE_MARKER and no statement) is refused by name when loaded (backends/sql/sources.py)
+SQL_UP_TEMPLATE = f"-- {{title}}: write the forward SQL below {TEMPLATE_MARKER}\n"
+SQL_DOWN_TEMPLATE = f"-- {{title}}: write the SQL that undoes the .up.sql file below {TEMPLATE_MARKER}\n"
 
 LANCE_TEMPLATE = '''\
 {docstring}

@@ -55,6 +55,8 @@ def test_init_scaffolds_a_config_that_works(tmp_path: Path, capsys: pytest.Captu
     assert project.cli("init").code == 0
     assert (tmp_path / "migrator.toml").exists() and (tmp_path / "migrations" / "sqlite").is_dir()
     assert project.cli("new", "first").code == 0
+    (tmp_path / "migrations" / "sqlite" / "001_first.py").write_text(
+        "def up(db):\n    db.execute('CREATE TABLE t (id INTEGER)')\n")
     assert project.cli("upgrade").code == 0
     assert (tmp_path / "data" / "app.db").exists()
 

@@ -132,3 +132,16 @@ def test_recreate_table_on_ray_without_the_extra_fails_that_migration_naming_it(
     assert "users v2" in line and "`pip install 'migrator[ray]'`" in line, line
     table = lancedb.connect(str(tmp_path / "data" / "lance")).open_table("users")
     assert table.schema.names == ["id"] and table.count_rows() == 3
+
+
+@pytest.mark.lancedb
+def test_an_object_store_backend_without_obstore_names_the_lancedb_extra(tmp_path: Path) -> None:
+    (tmp_path / "migrations" / "vec").mkdir(parents=True)
+    (tmp_path / "migrator.toml").write_text('[backends.vec]\ntype = "lancedb"\nuri = "s3://bucket/prefix"\n'
+                                            'migrations = "migrations/vec"\n')
+    before = snapshot(tmp_path)
+    proc = run_without("obstore", ["upgrade"], tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: vec") and "obstore" in line and "`pip install 'migrator[lancedb]'`" in line, line
+    assert snapshot(tmp_path) == before

@@ -160,9 +160,9 @@ def test_a_384_to_768_dimension_change(db: Any) -> None:
 
 def test_progress_reports_rows_rate_and_eta_then_the_index_build_time(db: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import migrator.backends.lancedb.reembed as module
+    import migrator.progress as module
 
-    monkeypatch.setattr(module, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(module, "TICK_S", 0.0)
     make_docs(db)
     lines: list[str] = []
     reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, batch_size=500, index=VECTOR_INDEX,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from migrator.lancedb import Index
+from migrator.progress import Structured
 
 META_VERSION = "migrator.version"
 META_INDICES = "migrator.indices"
@@ -59,7 +60,8 @@ def prefixed(report: Report, name: str) -> Report:
         return report
 
     def say(message: str) -> None:
-        report(f"{name}: {message}")
+        text = f"{name}: {message}"
+        report(message.reworded(text) if isinstance(message, Structured) else text)  # a progress record stays one
 
     return say
 

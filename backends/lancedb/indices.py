@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from migrator.lancedb import Index
+from migrator.progress import Activity, format_duration
 
 from .common import (
     META_INDICES,
@@ -210,11 +211,11 @@ def ensure(
                 continue
         slow = " (slow)" if spec.is_vector else ""
         action = "rebuilding" if index_name in present else verb
-        report(f"{action} {spec.kind} index {index_name} on {spec.column}{slow}")
+        report(Activity(f"{action} {spec.kind} index {index_name} on {spec.column}{slow}"))
         started = time.perf_counter()
         _create(table, spec, config_for(spec))
         if spec.is_vector:
-            report(f"{index_name} built in {time.perf_counter() - started:.1f} s")
+            report(f"{index_name} built in {format_duration(time.perf_counter() - started)}")
         built.append(index_name)
     return built, deferred
 

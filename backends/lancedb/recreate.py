@@ -52,11 +52,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from migrator.engines import resolve as resolve_engine
 from migrator.lancedb import ConcurrentWriteError, Index, RecreateResult
+from migrator.progress import RowsTracker, format_duration
 
 from .common import (
     CURRENT,
@@ -83,8 +84,6 @@ from .guard import TableMoved, commit
 from .indices import column_fits, ensure, existing_specs, record
 
 READ_AHEAD_BYTES = 64 * 1024 * 1024
-
-PROGRESS_EVERY_S = 10.0
 
 # commits a catch-up can follow: appends (their rows are new fragments) and commits that change no fragment
 CATCH_UP_OPS = frozenset({"Append", "CreateIndex", "UpdateConfig"})
@@ -121,7 +120,6 @@ class _Counts:
     read: int = 0
     written: int = 0
     error: BaseException | None = None
-    last_report: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -220,7 +218,7 @@ def recreate_table(
         else:
             fragments = _write(dataset, target, stream, counts, name)
         copy = _Copy(fragments, source_version, counts, allow_row_count_change)
-        say(f"copied {counts.written:,} rows in {time.perf_counter() - started:.1f} s; catching up with the "
+        say(f"copied {counts.written:,} rows in {format_duration(time.perf_counter() - started)}; catching up with the "
             "rows other writers appended meanwhile")
         try:
             written = _cut_over(db, name, copy, target, transform, batch_size, attempt, say)
@@ -393,8 +391,10 @@ def _stream(
     allow_row_count_change: bool,
 ) -> Iterator[Any]:
     """The rewritten batches; an error is kept in ``counts.error`` (Lance wraps what a stream raises)."""
+    progress = RowsTracker(say, "copied", total)
     try:
         counts.read += first.num_rows
+        progress.add(first.num_rows)
         for out in first_out:
             counts.written += out.num_rows
             yield _conform(out, target, name)
@@ -403,10 +403,7 @@ def _stream(
             for out in _apply(transform, batch):
                 counts.written += out.num_rows
                 yield _conform(out, target, name)
-            now = time.monotonic()
-            if now - counts.last_report >= PROGRESS_EVERY_S:
-                counts.last_report = now
-                say(f"{counts.read:,} of {total:,} rows rewritten")
+            progress.add(batch.num_rows)
         check_counts(counts, total, name, allow_row_count_change)
     except BaseException as exc:
         counts.error = exc

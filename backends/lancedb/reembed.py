@@ -53,7 +53,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from migrator.engines import ENGINES
 from migrator.engines import resolve as resolve_engine
 from migrator.errors import UsageError
 from migrator.lancedb import ConcurrentWriteError, Index, ReembedResult
+from migrator.progress import RowsTracker
 
 from .checkpoint import KeptCheckpoint, checkpoint_path, prepare
 from .common import (
@@ -85,47 +86,15 @@ __all__ = ["ENGINES", "reembed"]
 
 META_EMBEDDING = "migrator.embedding."
 STAGING = "__reembed_"
-PROGRESS_EVERY_S = 5.0
 MAX_EMBED_ATTEMPTS = 50   # add_columns refused because a writer appended meanwhile: run again (cheap: checkpoint)
 MAX_CUTOVERS = 200        # swap refused because a writer committed in between: catch up again
 
 
-@dataclass
-class _Progress:
-    """Rows embedded so far, reported as rows, rows/s and ETA every few seconds."""
+class _Progress(RowsTracker):
+    """Rows embedded so far: rows, rows/s and ETA through the report callback (:mod:`migrator.progress`)."""
 
-    say: Report
-    total: int
-    done: int = 0            # rows already embedded by an interrupted run (from the checkpoint)
-    embedded: int = 0        # rows embedded by this call
-    started: float = field(default_factory=time.monotonic)
-    last: float = field(default_factory=time.monotonic)
-
-    def add(self, rows: int) -> None:
-        self.embedded += rows
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            self.say(self.line())
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.embedded / elapsed
-        have = min(self.done + self.embedded, self.total)
-        left = max(self.total - have, 0)
-        eta = f", ETA {_duration(left / rate)}" if rate > 0 and left else ""
-        return f"embedded {have:,} of {self.total:,} rows ({rate:,.0f} rows/s{eta})"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds + 0.5)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    def __init__(self, say: Report, total: int) -> None:
+        super().__init__(say, "embedded", total)
 
 
 @dataclass(frozen=True)
@@ -199,7 +168,7 @@ def reembed(
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
         resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine)
-    say(progress.line() if progress.embedded else f"embedded {total:,} rows (all from the checkpoint)")
+    say(progress.line() if progress.added else f"embedded {total:,} rows (all from the checkpoint)")
     swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
                                             else None, index, say, progress)
     data_version = int(swapped.version)
@@ -217,7 +186,7 @@ def reembed(
     table.checkout_latest()
     return ReembedResult(
         table=name, column=column, model=model, dim=dim, rows=int(swapped.count_rows()),
-        rows_embedded=progress.embedded, rows_resumed=resumed, rows_caught_up=caught_up,
+        rows_embedded=progress.added, rows_resumed=resumed, rows_caught_up=caught_up,
         data_version=data_version, version=int(table.version), indices_built=tuple(built),
         indices_deferred=tuple(deferred), embed_attempts=attempts, seconds=time.perf_counter() - started)
 
@@ -385,7 +354,7 @@ def _catch_up_and_swap(db: Any, plan: _Plan, embed: Callable[[Any], Any], versio
                        what="reembed's catch-up", properties={TX_OP: "reembed catch-up"})
             except TableMoved:
                 continue
-            progress.embedded += rows
+            progress.added += rows
             caught_up += rows
             say(f"embedded {rows:,} rows appended during the embedding")
             continue

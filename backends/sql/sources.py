@@ -260,9 +260,14 @@ def _source_for(path: Path) -> PythonSource | SqlSource:
 
 def _split(path: Path, text: str, dialect: str) -> tuple[sqlsplit.Statement, ...]:
     try:
-        return tuple(sqlsplit.split(text, dialect))
+        statements = tuple(sqlsplit.split(text, dialect))
     except sqlsplit.SplitError as exc:
         raise LoaderError(f"{path}:{exc.line}: {exc.message}") from None
+    if not statements and loader.TEMPLATE_MARKER in text:
+        what = ("the SQL that undoes the .up.sql file (or delete it if the migration cannot be undone)"
+                if path.name.endswith(".down.sql") else "the migration's SQL")
+        raise LoaderError(f"{path}: still the template `migrator new` wrote: write {what}; nothing was run")
+    return statements
 
 
 def _read_sql(path: Path, content: bytes | None = None) -> str:
