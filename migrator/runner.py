@@ -8,7 +8,6 @@ the adapter allows it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -209,8 +208,10 @@ class Runner:
         """Log the event (:mod:`migrator.logsink`) and tell the listener; a listener that fails (a closed stdout
         pipe) is dropped, the run goes on."""
         with self._emit_lock:
-            with contextlib.suppress(Exception):  # a broken logging filter never stops a migration
+            try:
                 logsink.log_event(event)
+            except Exception:  # a broken logging filter never stops a migration
+                pass
             try:
                 self._listener(event)
             except (Exception, SystemExit):
