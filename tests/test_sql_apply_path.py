@@ -302,3 +302,36 @@ def test_importing_the_sql_adapter_runs_no_collection_and_leaves_the_collector_a
     enabled, no_collection, frozen = json.loads(done.stdout)
     assert enabled and frozen == app_froze
     assert no_collection or app_froze  # an application's frozen objects stay put: the import's are collected as usual
+
+
+def test_a_run_with_migrators_logger_disabled_makes_no_log_records(tmp_path: Path, migrations_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One record per event when an application shows them; none built when the logger is off (the default)."""
+    import logging
+
+    from migrator import Migrator, logsink
+
+    for version in (1, 2, 3):
+        (migrations_dir / f"00{version}_t.up.sql").write_text(f"CREATE TABLE t{version} (id INTEGER);\n")
+        (migrations_dir / f"00{version}_t.down.sql").write_text(f"DROP TABLE t{version};\n")
+    made: list[logging.LogRecord] = []
+    original = logsink.log.makeRecord
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        made.append(record)
+        return record
+
+    monkeypatch.setattr(logsink.log, "makeRecord", counting)
+    config = {"backends": {"db": {"type": "sql", "url": f"sqlite:///{tmp_path / 'app.db'}",
+                                  "migrations": str(migrations_dir)}}}
+    monkeypatch.setattr(logsink.log, "level", logging.WARNING)
+    logsink.log.manager._clear_cache()
+    Migrator.from_dict(config).upgrade()
+    off = len(made)
+    monkeypatch.setattr(logsink.log, "level", logging.INFO)
+    logsink.log.manager._clear_cache()
+    Migrator.from_dict(config).rollback(0)
+
+    assert off == 0
+    assert [r.migrator_event for r in made] == ["plan"] + ["started", "done"] * 3  # type: ignore[attr-defined]
