@@ -15,7 +15,7 @@ import re
 import stat
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -37,6 +37,7 @@ class SourceFile:
     version: int
     name: str
     kind: str  # the suffix it matched: ".py", ".up.sql", ".down.sql"
+    content: bytes | None = field(default=None, repr=False, compare=False)  # the bytes, when scan(read=True)
 
 
 def parse_name(path: Path, suffix: str) -> tuple[int, str]:
@@ -53,8 +54,11 @@ def parse_name(path: Path, suffix: str) -> tuple[int, str]:
     return version, (match["name"] or "").strip()
 
 
-def scan(folder: Path, suffixes: Iterable[str]) -> list[SourceFile]:
+def scan(folder: Path, suffixes: Iterable[str], *, read: bool = False) -> list[SourceFile]:
     """Every file in ``folder`` ending with one of ``suffixes`` (longest suffix wins), by version.
+
+    ``read``: each file's bytes in ``SourceFile.content``, read through the one ``open`` that checks
+    it is readable (a caller that hashes every file then opens none a second time).
 
     Hidden files, ``__init__.py`` and files with other suffixes are ignored. A name with a
     migration suffix that cannot be read as a file (a dangling symlink, a symlink loop, a
@@ -74,26 +78,47 @@ def scan(folder: Path, suffixes: Iterable[str]) -> list[SourceFile]:
             if suffix is None:
                 continue
             path = folder / name
-            _check_readable(path)
+            content = _check_readable(path, read)
             version, title = parse_name(path, suffix)
-            found.append(SourceFile(path=path, version=version, name=title, kind=suffix))
+            found.append(SourceFile(path=path, version=version, name=title, kind=suffix, content=content))
     found.sort(key=lambda f: (f.version, f.path.name))
     return found
 
 
-def _check_readable(path: Path) -> None:
-    """LoaderError naming ``path`` unless it opens for reading as a regular file (symlinks followed)."""
+def _check_readable(path: Path, read: bool = False) -> bytes | None:
+    """LoaderError naming ``path`` unless it opens for reading as a regular file (symlinks followed).
+
+    ``read``: the file's bytes, read through the same descriptor.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a named pipe must not hang the scan
     except OSError as exc:
         raise LoaderError(f"{path}: {_why_unreadable(path, exc)}") from None
+    content = None
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        info = os.fstat(fd)
+        regular = stat.S_ISREG(info.st_mode)
+        if regular and read:
+            content = _read_all(fd, info.st_size)
+    except OSError as exc:
+        raise LoaderError(f"{path}: cannot be read: {exc.strerror or type(exc).__name__}") from None
     finally:
         os.close(fd)
     if not regular:
         kind = "a folder" if path.is_dir() else "not a regular file"
         raise LoaderError(f"{path}: is {kind}, not a migration file")
+    return content
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Every byte of the open regular file ``fd`` to its end (``size``: its size when opened), as ``read_bytes``."""
+    want = max(size + 1, 1 << 16)
+    chunks = []
+    while chunk := os.read(fd, want):
+        chunks.append(chunk)
+        if len(chunk) < want:  # a short read of a regular file: its end
+            break
+    return b"".join(chunks)
 
 
 def _why_unreadable(path: Path, exc: OSError) -> str:

@@ -50,7 +50,9 @@ class EventRenderer:
 
     def __init__(self, console: Console, *, progress_bar: bool | None = None, quiet: bool = False) -> None:
         self.console = console
-        self.use_bar = console.is_terminal if progress_bar is None else progress_bar
+        # asked once: rich's is_terminal reads several environment variables on every call (per output line)
+        self._terminal = console.is_terminal
+        self.use_bar = self._terminal if progress_bar is None else progress_bar
         self.quiet = quiet
         self._progress: Progress | None = None
         self._task: TaskID | None = None                      # the plan's bar of migrations
@@ -64,11 +66,12 @@ class EventRenderer:
         """
         if self.quiet and not result:
             return
-        if self.console.is_terminal:
+        if self._terminal:
             self.console.print(text, style=style, markup=False, highlight=False)
         else:
-            self.console.file.write(text + "\n")
-            self.console.file.flush()
+            file = self.console.file
+            file.write(text + "\n")
+            file.flush()
 
     def _advance(self) -> None:
         if self._progress is not None and self._task is not None:

@@ -8,7 +8,11 @@ embedded PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,3 +228,110 @@ def test_checksums_of_kept_bytes_match_the_files(backend: SqlBackend, migrations
     assert migration.checksum == loader.checksum(up, down)
     loaded: Any = backend.load([migration])[0].payload
     assert [s.text for s in loaded.up] == ["CREATE TABLE a (id INTEGER)"]
+
+
+def test_a_sql_file_step_on_sqlite_sends_its_statements_plus_four(sqlite_backend: tuple[SqlBackend, sa.Engine],
+                                                                  migrations_dir: Path) -> None:
+    """Per step, beyond the floor's work (BEGIN, the file, the version row, COMMIT): one re-read of its own version
+    under the lock. Counted with the driver's trace callback: nothing else reaches SQLite per step."""
+    backend, _ = sqlite_backend
+    for version in (1, 2, 3):
+        (migrations_dir / f"00{version}_t{version}.up.sql").write_text(
+            f"CREATE TABLE t{version} (id INTEGER PRIMARY KEY);\nCREATE INDEX ix{version} ON t{version} (id);\n")
+    loaded = backend.load(backend.discover())
+    sent: list[str] = []
+    with backend.lock(10):
+        backend.prepare()
+        driver: Any = backend._handle.connection().connection.dbapi_connection
+        driver.set_trace_callback(sent.append)
+        for migration in loaded:
+            backend.apply(migration, Direction.UP, noop)
+        driver.set_trace_callback(None)
+
+    kinds = [statement.split()[0].upper() for statement in sent]
+    assert kinds == ["BEGIN", "SELECT", "CREATE", "CREATE", "INSERT", "COMMIT"] * 3
+    assert [r.version for r in backend.applied()] == [1, 2, 3]
+
+
+def test_discovery_opens_each_migration_file_once(backend: SqlBackend, migrations_dir: Path) -> None:
+    """The readability check, the checksum and the kept bytes come from one open (audit events count every open)."""
+    for version in range(1, 6):
+        (migrations_dir / f"00{version}_m.up.sql").write_text(f"CREATE TABLE m{version} (id INTEGER);\n")
+        (migrations_dir / f"00{version}_m.down.sql").write_text(f"DROP TABLE m{version};\n")
+    (migrations_dir / "006_py.py").write_text("def up(db):\n    db.execute('CREATE TABLE p (id INTEGER)')\n")
+    opened: list[str] = []
+    counting = [True]
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if counting[0] and event == "open" and str(args[0]).startswith(str(migrations_dir)):
+            opened.append(os.path.basename(args[0]))
+
+    sys.addaudithook(hook)  # cannot be removed: it stops counting at the end of the test
+    try:
+        migrations = backend.discover()
+    finally:
+        counting[0] = False
+
+    assert len(migrations) == 6
+    assert sorted(opened) == sorted(p.name for p in migrations_dir.iterdir())
+
+
+@pytest.mark.parametrize("app_froze", [False, True])
+def test_importing_the_sql_adapter_runs_no_collection_and_leaves_the_collector_as_it_was(
+        tmp_path: Path, app_froze: bool) -> None:
+    """SQLAlchemy's import makes ~30,000 long-lived objects: collecting during it frees nothing. In a fresh process
+    (the adapter is imported here already): no collection of any generation during the import (there were ~60, and a
+    full one in a `migrator upgrade` of W(1000)), the collector enabled again
+    afterwards, nothing left frozen by migrator, and objects an application froze stay frozen."""
+    script = (
+        "import gc, json, sys\n"
+        "from migrator.backends import open_backend\n"
+        "from migrator.config import load_dict\n"
+        f"if {app_froze}:\n"
+        "    gc.freeze()\n"
+        "before = [s['collections'] for s in gc.get_stats()]\n"
+        f"cfg = load_dict({{'backends': {{'db': {{'type': 'sql', 'url': 'sqlite:///{tmp_path}/app.db', "
+        "'migrations': '.'}}})\n"
+        "open_backend(cfg.backends['db']).full()\n"
+        "assert 'sqlalchemy' in sys.modules\n"
+        "after = [s['collections'] for s in gc.get_stats()]\n"
+        "print(json.dumps([gc.isenabled(), after == before, gc.get_freeze_count() > 0]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    enabled, no_collection, frozen = json.loads(done.stdout)
+    assert enabled and frozen == app_froze
+    assert no_collection or app_froze  # an application's frozen objects stay put: the import's are collected as usual
+
+
+def test_a_run_with_migrators_logger_disabled_makes_no_log_records(tmp_path: Path, migrations_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One record per event when an application shows them; none built when the logger is off (the default)."""
+    import logging
+
+    from migrator import Migrator, logsink
+
+    for version in (1, 2, 3):
+        (migrations_dir / f"00{version}_t.up.sql").write_text(f"CREATE TABLE t{version} (id INTEGER);\n")
+        (migrations_dir / f"00{version}_t.down.sql").write_text(f"DROP TABLE t{version};\n")
+    made: list[logging.LogRecord] = []
+    original = logsink.log.makeRecord
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        made.append(record)
+        return record
+
+    monkeypatch.setattr(logsink.log, "makeRecord", counting)
+    config = {"backends": {"db": {"type": "sql", "url": f"sqlite:///{tmp_path / 'app.db'}",
+                                  "migrations": str(migrations_dir)}}}
+    monkeypatch.setattr(logsink.log, "level", logging.WARNING)
+    logsink.log.manager._clear_cache()
+    Migrator.from_dict(config).upgrade()
+    off = len(made)
+    monkeypatch.setattr(logsink.log, "level", logging.INFO)
+    logsink.log.manager._clear_cache()
+    Migrator.from_dict(config).rollback(0)
+
+    assert off == 0
+    assert [r.migrator_event for r in made] == ["plan"] + ["started", "done"] * 3  # type: ignore[attr-defined]

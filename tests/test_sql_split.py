@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from migrator.backends.sql import split as splitter
 from migrator.backends.sql.split import SplitError, Statement, is_no_transaction, split
 
 
@@ -258,3 +260,31 @@ def test_sqlite_split_keeps_trigger_bodies_whole(statements: list[str]) -> None:
 @given(st.lists(st.one_of(_pg_statement, _atomic), min_size=1, max_size=5))
 def test_postgresql_split_keeps_atomic_bodies_whole(statements: list[str]) -> None:
     assert texts(_joined(statements, ["\n"]), "postgresql") == statements
+
+
+@pytest.mark.parametrize(("spelled", "written"), [
+    (r"[A-Za-z_\x80-\uffff]", splitter._WORD_START),
+    (r"[A-Za-z0-9_$\x80-\uffff]", splitter._WORD_PART),
+    (r"[A-Za-z0-9_\x80-\uffff]", splitter._TAG_PART),
+])
+def test_identifier_classes_written_as_complements_match_exactly_the_ranges_they_stand_for(
+        spelled: str, written: str) -> None:
+    """The classes are spelled as complements only because a wide range is slow to compile (at every CLI start)."""
+    wide, narrow = re.compile(spelled), re.compile(written)
+    differ = [hex(c) for c in range(0x110000) if bool(wide.fullmatch(chr(c))) != bool(narrow.fullmatch(chr(c)))]
+    assert differ == []
+
+
+def test_sqlite_split_keeps_quotes_comments_and_triggers_with_plain_text_runs_as_tokens() -> None:
+    """SQLite's tokenizer takes runs of plain text at once: quotes, comments and ``;`` inside them still count."""
+    sql = ("CREATE TABLE t(a TEXT DEFAULT 'x;y', \"b;c\" INT, [d;e] INT, `f;g` INT); -- a ; comment\n"
+           "/* ; */ INSERT INTO t(a) VALUES('it''s;');-1;\n"
+           "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = a||'-'; SELECT 1/2; END;\n"
+           "SELECT $x, a-b/c FROM t")
+    assert [(s.text, s.line) for s in split(sql, "sqlite")] == [
+        ("CREATE TABLE t(a TEXT DEFAULT 'x;y', \"b;c\" INT, [d;e] INT, `f;g` INT)", 1),
+        ("INSERT INTO t(a) VALUES('it''s;')", 2),
+        ("-1", 2),
+        ("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = a||'-'; SELECT 1/2; END", 3),
+        ("SELECT $x, a-b/c FROM t", 4),
+    ]

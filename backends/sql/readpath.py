@@ -25,7 +25,7 @@ from urllib.parse import quote
 from migrator.errors import ConfigError
 from migrator.model import DATABASE_LINE, AppliedMigration, InterruptedStep, Issue, Migration
 
-from .. import missing_dependency
+from .. import collector_paused, missing_dependency
 from ..base import Capabilities
 from . import sources
 from .dirty import COLUMNS as MARKER_COLUMNS
@@ -202,7 +202,8 @@ def create(config: BackendConfig) -> Any:
 
 def _create_full(config: BackendConfig) -> SqlBackend:
     try:
-        from .adapter import create as create_full
+        with collector_paused():
+            from .adapter import create as create_full
     except ImportError as exc:  # SQLAlchemy or Alembic missing: a broken install
         raise missing_dependency(config, exc) from exc
     return create_full(config)

@@ -72,7 +72,7 @@ class SqlCode:
 
 def discover(migrations_dir: Path) -> list[Migration]:
     _refuse_undecodable_names(migrations_dir)
-    files = loader.scan(migrations_dir, SUFFIXES)
+    files = loader.scan(migrations_dir, SUFFIXES, read=True)  # one open per file: checked, read, hashed
     migrations: list[Migration] = []
     index = 0
     while index < len(files):
@@ -116,7 +116,7 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
     if main.kind == ".py":
         if downs:
             raise LoaderError(f"duplicate migration version {version}: {main.path} and {downs[0].path}")
-        source = main.path.read_bytes()
+        source = _bytes(main)
         return Migration(
             version=version,
             name=main.name,
@@ -131,9 +131,9 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         other = downs[1] if len(downs) > 1 and downs[0].name == main.name else downs[0]
         raise LoaderError(f"duplicate migration version {version}: {main.path} and {other.path}")
     down_path = downs[0].path if downs else None
-    up = main.path.read_bytes()
+    up = _bytes(main)
     first_line = up[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    down_bytes = None if down_path is None else down_path.read_bytes()
+    down_bytes = _bytes(downs[0]) if downs else None
     contents = [up, *([] if down_bytes is None else [down_bytes])]
     return Migration(
         version=version,
@@ -147,6 +147,10 @@ def _migration_from(group: list[loader.SourceFile]) -> Migration:
         payload=SqlSource(main.path, down_path, _kept(up), _kept(down_bytes)),
         requires=_sql_requires(main.path, up) if b"requires" in up else (),
     )
+
+
+def _bytes(file: loader.SourceFile) -> bytes:
+    return file.content if file.content is not None else file.path.read_bytes()
 
 
 def _kept(content: bytes | None) -> bytes | None:
