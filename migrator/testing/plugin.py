@@ -39,7 +39,8 @@ def migrator_project_config(pytestconfig: pytest.Config) -> Config:
     try:
         return project.load(project.config_path(value, ini_dir, pytestconfig.rootpath))
     except MigratorError as exc:
-        pytest.fail(f"migrator plugin: {exc}", pytrace=False)
+        failure = f"migrator plugin: {exc}"
+    pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture
@@ -72,6 +73,13 @@ def migrator_fixture(migrator_temporary_config: Config) -> Migrator:
 
 @pytest.fixture
 def migrated(migrator: Migrator) -> Migrator:
-    """The ``migrator`` fixture with every backend upgraded to head."""
-    migrator.upgrade()
-    return migrator
+    """The ``migrator`` fixture with every backend upgraded to head (a failed migration fails the test, named)."""
+    from migrator.errors import MigratorError
+
+    try:
+        migrator.upgrade()
+    except MigratorError as exc:
+        failure = f"migrator plugin: upgrading the temporary databases to head failed: {exc}"
+    else:
+        return migrator
+    pytest.fail(failure, pytrace=False)

@@ -2,8 +2,12 @@
 
 Nothing here connects to the databases the config names: their URLs are read only for their dialect.
 
-- SQLite: a file ``<backend>.db`` in the test's temporary folder.
-- LanceDB (local folder or object storage): a folder ``lancedb-<backend>`` there (``storage_options`` dropped).
+- SQLite: a file in the test's temporary folder, named as the configured file (``data/app.db`` -> ``app.db``).
+- LanceDB (local folder or object storage): a folder there, named as the configured one's last part
+  (``data/lancedb`` -> ``lancedb``; ``storage_options`` dropped).
+
+So databases configured side by side stay side by side (a migration may find one from the other). Two backends
+whose names would collide get ``<backend>-<name>``.
 - Any other SQL URL: the server in ``MIGRATOR_TEST_URL_<BACKEND>``; on PostgreSQL a fresh database is created
   there for the test and dropped after it, another dialect's URL is used as it is (it must be disposable);
   unset: the test is skipped, with the variable named.
@@ -21,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from migrator.config import BackendConfig, Config, find_config_file, load_config
 
@@ -49,9 +53,15 @@ def temporary(config: Config, folder: Path, env: Mapping[str, str] | None = None
     """``config`` with every backend on a temporary database under ``folder``; databases made on a server are
     dropped on exit. Raises :class:`Unavailable` for a backend that has none."""
     environ = os.environ if env is None else env
+    taken: set[str] = set()
     with ExitStack() as cleanup:
-        backends = {name: _temporary_backend(cfg, folder, environ, cleanup.callback)
-                    for name, cfg in config.backends.items()}
+        backends = {}
+        for name, cfg in config.backends.items():
+            local = _local_name(cfg)
+            if local in taken:
+                local = f"{name}-{local}"
+            taken.add(local)
+            backends[name] = _temporary_backend(cfg, folder / local, environ, cleanup.callback)
         yield dataclasses.replace(config, backends=backends)
 
 
@@ -59,18 +69,27 @@ def load(path: Path) -> Config:
     return load_config(path)
 
 
-def _temporary_backend(cfg: BackendConfig, folder: Path, env: Mapping[str, str],
+def _local_name(cfg: BackendConfig) -> str:
+    """The configured database's last path part (``app.db``, ``lancedb``), or one made from the backend's name."""
+    if cfg.type == "lancedb":
+        part = cfg.location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return part if part and part not in {".", ".."} else cfg.name
+    if cfg.location.startswith("sqlite"):
+        part = unquote(cfg.location.split("?", 1)[0].rsplit("/", 1)[-1])
+        return part if part and part not in {":memory:", ".", ".."} else f"{cfg.name}.db"
+    return cfg.name
+
+
+def _temporary_backend(cfg: BackendConfig, path: Path, env: Mapping[str, str],
                        on_exit: Callable[..., object]) -> BackendConfig:
     variable = test_url_variable(cfg.name)
     if cfg.type == "lancedb":
         options = {k: v for k, v in cfg.options.items() if k != "storage_options"}
-        location = str(folder / f"lancedb-{cfg.name}")
-        return dataclasses.replace(cfg, location=location, options=options, handle=None)
+        return dataclasses.replace(cfg, location=str(path), options=options, handle=None)
     server = env.get(variable)
     if server:
         return dataclasses.replace(cfg, location=_fresh_database(server, variable, on_exit), handle=None)
     if cfg.location.startswith("sqlite"):
-        path = folder / f"{cfg.name}.db"
         return dataclasses.replace(cfg, location=f"sqlite:///{quote(str(path), safe='/')}", handle=None)
     dialect = cfg.location.split(":", 1)[0].split("+", 1)[0]
     raise Unavailable(f"backend {cfg.name!r} is {dialect}: set {variable} to a server URL where tests may create "

@@ -71,18 +71,18 @@ def walk(migrator: Migrator, take: Callable[[Migrator], Snapshot] | None = None)
     irreversible: list[Step] = []
     for step in plan(migrator):
         before = shoot(migrator)
-        _run(step, "up", lambda s=step: _up(migrator, s))
+        _run(step, "up", _up, migrator)
         after = shoot(migrator)
         if not step.migration.reversible:
             irreversible.append(step)
             continue
-        _run(step, "down", lambda s=step: migrator.rollback("-1", s.backend, table=s.migration.line or None))
+        _run(step, "down", _down, migrator)
         down = shoot(migrator)
         if down != before:
             undo = "its down" if not step.migration.line else "rolling it back"
             raise StairwayFailed(f"{step.name}: {undo} does not undo its up; the schema before the up (-) and after "
                                  f"the down (+):\n{_diff(before, down, 'before up', 'after down')}")
-        _run(step, "up again", lambda s=step: _up(migrator, s))
+        _run(step, "up again", _up, migrator)
         again = shoot(migrator)
         if again != after:
             raise StairwayFailed(f"{step.name}: applied again after its down, it gives another schema than the first "
@@ -100,9 +100,13 @@ def _up(migrator: Migrator, step: Step) -> None:
     migrator.upgrade(step.backend, to=step.migration.version, table=step.migration.line or None)
 
 
-def _run(step: Step, what: str, action: Callable[[], object]) -> None:
+def _down(migrator: Migrator, step: Step) -> None:
+    migrator.rollback("-1", step.backend, table=step.migration.line or None)
+
+
+def _run(step: Step, what: str, action: Callable[[Migrator, Step], None], migrator: Migrator) -> None:
     try:
-        action()
+        action(migrator, step)
     except MigratorError as exc:
         raise StairwayFailed(f"{step.name}: {what} failed: {exc}") from exc
 
