@@ -101,14 +101,25 @@ def test_a_down_that_does_not_undo_its_up_fails_the_stairway_with_a_diff_naming_
 
 
 def test_a_second_up_that_differs_from_the_first_fails_the_stairway(pytester: pytest.Pytester) -> None:
-    """A down that leaves a table the up creates only ``IF NOT EXISTS``: the schema after the down is wrong."""
-    sql_project(pytester, {**CREATE_A, "002_log.up.sql": "CREATE TABLE IF NOT EXISTS log (id INTEGER);\n",
-                           "002_log.down.sql": "ALTER TABLE log ADD COLUMN extra TEXT;\n"})
+    """The down restores the schema but leaves a row the up reads: the second up makes another schema."""
+    sql_project(pytester, {**CREATE_A, "002_t.py": '''\
+        import sqlalchemy as sa
+
+        def up(db):
+            runs = db.connection.exec_driver_sql("SELECT count(*) FROM a").scalar()
+            db.execute("INSERT INTO a (id, b) VALUES (:id, 'run')", {"id": runs + 1})
+            if runs:
+                db.op.add_column("a", sa.Column("second", sa.Integer()))
+            db.op.create_table("t", sa.Column("id", sa.Integer()))
+
+        def down(db):
+            db.op.drop_table("t")  # the row in a stays
+        '''})
     pytester.makepyfile(test_migrations="from migrator.testing import test_stairway  # noqa: F401\n")
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*db: version 2 (002_log.up.sql, 002_log.down.sql): its down does not undo*",
-                                 "+table log: column extra TEXT NULL"])
+    result.stdout.fnmatch_lines(["*db: version 2 (002_t.py): applied again after its down, it gives another schema*",
+                                 "+table a: column second INTEGER NULL"])
 
 
 def test_a_migration_that_fails_going_down_fails_the_stairway_naming_it(pytester: pytest.Pytester) -> None:
@@ -137,6 +148,32 @@ def test_a_duplicate_version_fails_the_version_lines_test_naming_both_files(pyte
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*002_b.up.sql*002_c.up.sql*"])
+
+
+@pytest.mark.lancedb
+def test_a_lancedb_table_version_declared_twice_fails_the_version_lines_test(pytester: pytest.Pytester) -> None:
+    write(pytester.path, {
+        "migrator.toml": '[backends.vectors]\ntype = "lancedb"\nuri = "lance"\nmigrations = "m"\n',
+        "m/001_a.py": """\
+            import pyarrow as pa
+            from migrator.lancedb import migration
+
+            @migration(table="t", version=1, description="one")
+            def one(db):
+                db.create_table("t", schema=pa.schema([pa.field("id", pa.int64())]))
+            """,
+        "m/002_b.py": """\
+            from migrator.lancedb import migration
+
+            @migration(table="t", version=1, description="again")
+            def again(db):
+                pass
+            """,
+    })
+    pytester.makepyfile(test_migrations="from migrator.testing import test_version_lines  # noqa: F401\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*002_b.py: again: t v1 is declared twice (also by *001_a.py: one)*"])
 
 
 def test_the_fixtures_give_each_test_its_own_database(pytester: pytest.Pytester) -> None:
