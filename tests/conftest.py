@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pg", "s3"]
+pytest_plugins = ["pg", "s3", "pytester"]
 
 
 @dataclass

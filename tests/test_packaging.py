@@ -84,12 +84,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
 def test_wheel_holds_both_adapters_and_py_typed(installed: Install) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     layout = (("migrator/backends/sql", "backends/sql"), ("migrator/backends/lancedb", "backends/lancedb"),
-              ("migrator/backends", "backends"), ("migrator", "migrator"))
+              ("migrator/backends", "backends"), ("migrator", "migrator"), ("migrator/testing", "migrator/testing"))
     for package, folder in layout:
         expected = {f"{package}/{p.name}" for p in (ROOT / folder).glob("*.py")}
         assert expected and expected <= names, sorted(expected - names)
     assert "migrator/py.typed" in names
     assert not any(n.startswith(("backends/", "tests/", "migrations/")) for n in names), "stray top-level packages"
+
+
+def test_wheel_registers_the_pytest_plugin(installed: Install) -> None:
+    with zipfile.ZipFile(installed.wheel) as whl:
+        (name,) = [n for n in whl.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        text = whl.read(name).decode()
+    section = text.split("[pytest11]", 1)[1].split("\n[", 1)[0]
+    assert "migrator = migrator.testing.plugin" in section
 
 
 def test_wheel_metadata_makes_sql_a_base_dependency(installed: Install) -> None:
