@@ -208,7 +208,7 @@ def new_table_migrations(cfg: BackendConfig, name: str, source: str, tables: Seq
         indices = f",\n           indices=[{', '.join(found.indices)}]" if found.indices else ""
         text = LANCE_AUTOGEN_TEMPLATE.format(
             docstring=literal(title), source=one_line(source), imports="\n".join(found.imports),
-            preamble=f"\n{found.preamble}\n\n" if found.preamble else "", table=literal(found.table),
+            preamble=f"\n{found.preamble}\n" if found.preamble else "", table=literal(found.table),
             version=found.version, description=literal(title), indices=indices, func=function_name(stem_name),
             body=found.body)
         compile(text, f"{stem}.py", "exec")  # a rendering bug must fail here, not in the user's next upgrade
