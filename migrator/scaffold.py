@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import keyword
 import os
 import re
@@ -209,11 +210,23 @@ def new_table_migrations(cfg: BackendConfig, name: str, source: str, tables: Seq
         text = LANCE_AUTOGEN_TEMPLATE.format(
             docstring=literal(title), source=one_line(source), imports="\n".join(found.imports),
             preamble=f"\n{found.preamble}\n" if found.preamble else "", table=literal(found.table),
-            version=found.version, description=literal(title), indices=indices, func=function_name(stem_name),
+            version=found.version, description=literal(title), indices=indices,
+            func=_free_function_name(stem_name, found.imports, found.preamble),
             body=found.body)
         compile(text, f"{stem}.py", "exec")  # a rendering bug must fail here, not in the user's next upgrade
         files[f"{stem}.py"] = text
     return _write_all(cfg.migrations, files)
+
+
+def _free_function_name(stem_name: str, imports: Sequence[str], preamble: str) -> str:
+    """The migration function's name, never one the file imports or defines (``make_nullable`` would call itself)."""
+    tree = ast.parse("\n".join([*imports, preamble]))
+    taken = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+             if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    taken |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    taken |= {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    name = function_name(stem_name)
+    return name if name not in taken else f"migrate_{stem_name}"
 
 
 def _check_name_length(folder: Path, stem: str) -> None:
