@@ -78,6 +78,16 @@ KINDS: dict[str, tuple[str, str, str | None, str]] = {
         'recreate_table(db, "docs", schema=DOCS_SCHEMA, transform=transform)',
         'return batch.append_column("score", pa.array([float(i) for i in batch.column("id").to_pylist()]))',
         "docs: add column score (double, not null)"),
+    "make not null": (
+        '''pa.field("id", pa.int64(), nullable=False), pa.field("text", pa.string(), nullable=False),
+           pa.field("n", pa.int32()), pa.field("vector", pa.list_(pa.float32(), 4))''',
+        'recreate_table(db, "docs", schema=DOCS_SCHEMA, transform=transform)', "return batch",
+        "docs: make text not null"),
+    "field metadata": (
+        '''pa.field("id", pa.int64(), nullable=False), pa.field("text", pa.string(), metadata={"doc": "the body"}),
+           pa.field("n", pa.int32()), pa.field("vector", pa.list_(pa.float32(), 4))''',
+        'recreate_table(db, "docs", schema=DOCS_SCHEMA)  # the values are copied', None,
+        "docs: change the field metadata of text"),
 }
 
 
@@ -261,6 +271,20 @@ def test_native_steps_run_before_the_recreation_in_one_migration(tmp_path: Path,
     fill_stub(path, KINDS["add not null"][2])
     upgraded(project)
     assert db_of(project).open_table("docs").to_arrow().column("body").to_pylist() == [f"t{i}" for i in range(5)]
+    checked_clean(project)
+
+
+def test_a_recreation_keeps_every_declared_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_models(tmp_path, capsys)
+    start_docs(project)
+    fields, _, fill, _ = KINDS["vector dimension"]
+    assert fill is not None
+    schemas(project, docs_schema(fields).replace('[Index("id")]', '[Index("id"), Index("n", kind="BITMAP")]'))
+    (path,) = generate(project, "wider")
+    assert 'indices=[Index("id"), Index("n", kind="BITMAP")])' in path.read_text(encoding="utf-8")
+    fill_stub(path, fill)
+    upgraded(project)
+    assert {i.name for i in db_of(project).open_table("docs").list_indices()} == {"id_idx", "n_idx"}
     checked_clean(project)
 
 
@@ -465,3 +489,25 @@ def test_index_specs_render_back_to_the_same_index() -> None:
     for spec in [Index("id"), Index("v", kind="IVF_PQ", metric="cosine", num_sub_vectors=8, num_partitions=4),
                  Index("t", kind="FTS", name="t_fts", options={"with_position": True}), Index("a", min_rows=10)]:
         assert same_index(eval(index_code(spec), {"Index": Index}), spec)
+
+
+def test_odd_table_and_column_names_make_files_that_load_and_apply(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_models(tmp_path, capsys)
+    schemas(project, '''
+        import pyarrow as pa
+
+        SCHEMAS = {
+            "my-docs.v2": pa.schema([pa.field("it's", pa.string()), pa.field('naïve "col"', pa.int64())]),
+            "2024": pa.schema([pa.field("class", pa.string())]),
+        }
+    ''')
+    paths = generate(project, "class")
+    assert [p.name for p in paths] == ["001_class_my_docs_v2.py", "002_class_2024.py"]
+    for path in paths:
+        ruff_accepts(path)
+    assert "def migrate_class(db):" in paths[0].read_text(encoding="utf-8")
+    assert "T2024_SCHEMA = pa.schema([" in paths[1].read_text(encoding="utf-8")
+    upgraded(project)
+    assert db_of(project).open_table("my-docs.v2").schema.names == ["it's", 'naïve "col"']
+    checked_clean(project)

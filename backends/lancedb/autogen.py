@@ -385,6 +385,8 @@ def render_changes(name: str, table: Any, schema: pa.Schema, declared: Sequence[
     if not statements:
         statements = ["pass  # nothing to change in the rows: the indices below are created after this function"]
     used = [h for h in helpers if h in RENDERERS]
+    if "recreate_table" in used and declared:
+        wanted = list(declared)  # a recreation drops the indices of retyped columns: every declared one is ensured
     return TableChanges(table=name, version=version, changes=tuple(lines), preamble="\n\n\n".join(preamble),
                         body="\n    ".join(statements), indices=tuple(index_code(s) for s in wanted),
                         imports=_imports(["migration", *used], wanted, pyarrow=bool(preamble) or "add_columns" in used))
@@ -443,9 +445,9 @@ def _imports(helpers: Sequence[str], indices: Sequence[Index], *, pyarrow: bool 
 
 
 def _constant(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in name.upper()).strip("_") or "TABLE"
-    cleaned = cleaned if cleaned.isidentifier() and cleaned.isascii() else "TABLE"
-    return f"{cleaned}_SCHEMA" if not cleaned[0].isdigit() else f"T{cleaned}_SCHEMA"
+    """``DOCS_SCHEMA`` for ``docs``; ``T2024_SCHEMA`` for ``2024``; ``MY_DOCS_V2_SCHEMA`` for ``my-docs.v2``."""
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper()).strip("_") or "TABLE"
+    return f"{'T' if cleaned[0].isdigit() else ''}{cleaned}_SCHEMA"
 
 
 def _string(text: str) -> str:
