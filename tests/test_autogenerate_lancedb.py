@@ -511,3 +511,15 @@ def test_odd_table_and_column_names_make_files_that_load_and_apply(tmp_path: Pat
     upgraded(project)
     assert db_of(project).open_table("my-docs.v2").schema.names == ["it's", 'naïve "col"']
     checked_clean(project)
+
+
+def test_a_long_table_name_keeps_the_transform_stub_within_the_line_length() -> None:
+    from migrator.backends.lancedb.autogen import RENDERERS, Change, render_create
+
+    name = "t" * 100
+    live, wanted = pa.field("n", pa.int32()), pa.field("n", pa.string())
+    _, preamble = RENDERERS["recreate_table"](name, [Change("type", "n", wanted, live)], pa.schema([wanted]), 7)
+    stub = preamble[1]
+    assert "raise NotImplementedError(" in stub
+    assert max(len(line) for line in stub.splitlines()) <= 120
+    assert render_create(name, pa.schema([wanted]), [], 1).body.startswith("db.create_table(")
