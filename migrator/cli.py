@@ -96,8 +96,8 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
         for change in result.changes:
             render.print_line(state.out, f"{result.backend}: {change}")
         if result.changes and not result.paths:
-            render.print_line(state.out, f"{result.backend}: nothing written: nothing above is generated "
-                                         "(migrator never drops a table by itself)")
+            render.print_line(state.out, f"{result.backend}: nothing written: migrator never drops a table or an "
+                                         "index by itself")
         for path in result.paths:
             render.print_line(state.out, f"created {path}")
         return

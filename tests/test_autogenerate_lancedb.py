@@ -288,6 +288,21 @@ def test_a_recreation_keeps_every_declared_index(tmp_path: Path, capsys: pytest.
     checked_clean(project)
 
 
+def test_an_undeclared_index_is_reported_and_no_file_is_written_for_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = lance_models(tmp_path, capsys)
+    start_docs(project)
+    schemas(project, DOCS_V1.replace('INDICES = {"docs": [Index("id")]}', 'INDICES = {"docs": []}'))
+    made = project.cli("new", "indices", "--autogenerate")
+    assert made.code == 0
+    assert made.out.splitlines() == [
+        "vectors: docs: index id_idx is not declared in INDICES (left alone)",
+        "vectors: nothing written: migrator never drops a table or an index by itself",
+    ]
+    assert files(project) == ["001_create_docs.py"]
+    assert [i.name for i in db_of(project).open_table("docs").list_indices()] == ["id_idx"]
+
+
 def test_a_rename_without_the_metadata_key_is_a_drop_and_an_add(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     project = lance_models(tmp_path, capsys)

@@ -326,7 +326,7 @@ def compare(db: Any, target: Target, *, versions: Mapping[str, int], ignore: Seq
         table = open_table(db, name) if name in live_tables else None
         declared = target.indices.get(name)
         version = versions.get(name, 0) + 1
-        found: TableChanges | None
+        found: TableChanges | tuple[None, list[str]] | None
         try:
             if table is None:
                 found = render_create(name, schema, declared or [], version)
@@ -334,9 +334,11 @@ def compare(db: Any, target: Target, *, versions: Mapping[str, int], ignore: Seq
                 found = render_changes(name, table, schema, declared, version)
         except Unrenderable as exc:
             raise ConfigError(f"{where}: {KEY}: table {name!r}: {exc}") from None
-        if found is not None:
+        if isinstance(found, TableChanges):
             tables.append(found)
             lines.extend(f"{name}: {line}" for line in found.changes)
+        elif found is not None:
+            lines.extend(f"{name}: {line}" for line in found[1])
     for name in sorted(set(live_tables) - set(target.schemas) - set(ignore)):
         lines.append(f"table {name} is in the database but not in {KEY} (left alone, never dropped)")
     if not lines:
@@ -361,7 +363,9 @@ def render_create(name: str, schema: pa.Schema, declared: Sequence[Index], versi
 
 
 def render_changes(name: str, table: Any, schema: pa.Schema, declared: Sequence[Index] | None,
-                   version: int) -> TableChanges | None:
+                   version: int) -> TableChanges | tuple[None, list[str]] | None:
+    """The table's migration; ``(None, lines)`` when the only differences are ones left alone (undeclared
+    indices); None when it matches."""
     live = table.schema
     changes = column_changes(live, schema)
     lines = [c.describe() for c in changes]
@@ -369,14 +373,15 @@ def render_changes(name: str, table: Any, schema: pa.Schema, declared: Sequence[
         lines.append("change the schema metadata")
     wanted, index_lines = index_changes(table, declared) if declared is not None else ([], [])
     lines.extend(index_lines)
-    if not lines:
-        return None
+    if not changes and not wanted and not schema_metadata_differs(live, schema):
+        return (None, lines) if lines else None  # only what is left alone: reported, no file
     by_helper: dict[str, list[Change]] = {}
     for change in changes:
         by_helper.setdefault(helper_for(change), []).append(change)
     if schema_metadata_differs(live, schema):
         by_helper.setdefault("recreate_table", [])
-    helpers = sorted(by_helper, key=lambda h: HELPER_ORDER.index(h) if h in HELPER_ORDER else len(HELPER_ORDER) - 1)
+    last = HELPER_ORDER.index("recreate_table")  # a helper not in the order runs before the recreation
+    helpers = sorted(by_helper, key=lambda h: HELPER_ORDER.index(h) if h in HELPER_ORDER else last - 0.5)
     statements: list[str] = []
     preamble: list[str] = []
     for helper in helpers:
