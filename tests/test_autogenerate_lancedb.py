@@ -461,6 +461,8 @@ def test_check_compares_a_database_that_does_not_exist_yet_without_creating_it(
     ('"{m}:SCHEMAS"', "import pyarrow as pa\nfrom migrator.lancedb import Index\n"
                       "SCHEMAS = {'docs': pa.schema([('a', pa.int8())])}\nINDICES = {'docs': [Index('b')]}\n",
      "table 'docs' index 'b_idx': column 'b' is not in its schema"),
+    ('"{m}:SCHEMAS"', "import pyarrow as pa\nSCHEMAS = {'table_migrations_history': pa.schema([('a', pa.int8())])}\n",
+     "table 'table_migrations_history' is migrator's own bookkeeping table"),
 ])
 @pytest.mark.parametrize("command", [("check",), ("new", "x", "--autogenerate")])
 def test_a_bad_target_schemas_is_one_line_naming_file_key_and_table(

@@ -322,6 +322,10 @@ def compare(db: Any, target: Target, *, versions: Mapping[str, int], ignore: Seq
     """
     tables: list[TableChanges] = []
     lines: list[str] = []
+    for name in target.schemas:
+        if name in ignore:
+            raise ConfigError(f"{where}: {KEY}: table {name!r} is migrator's own bookkeeping table; "
+                              "name your table otherwise (or set version_table)")
     for name, schema in target.schemas.items():
         table = open_table(db, name) if name in live_tables else None
         declared = target.indices.get(name)
