@@ -45,7 +45,8 @@ BACKEND_TYPES: dict[str, BackendType] = {
         module="migrator.backends.lancedb",
         location_key="uri",
         required=frozenset({"uri"}),
-        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs", "lock_lease", "engine"},
+        optional=_COMMON_OPTIONAL | {"storage_options", "version_table", "jobs", "lock_lease", "engine",
+                                     "target_schemas"},
         extra="lancedb",
     ),
 }

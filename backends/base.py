@@ -140,23 +140,39 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
+class TableChanges:
+    """One LanceDB table's migration (``target_schemas``): one file per changed table."""
+
+    table: str
+    version: int                # the table's next version (its newest declared one + 1)
+    changes: tuple[str, ...]    # one line per difference, without the table's name
+    preamble: str               # module-level code before the function (schema constants, a transform stub)
+    body: str                   # the body of the migration function, the first line unindented, the rest by 4
+    indices: tuple[str, ...]    # ``Index(...)`` sources for the decorator's ``indices=[...]``
+    imports: tuple[str, ...]    # the import lines the file needs
+
+
+@dataclass(frozen=True)
 class ModelChanges:
-    """What would bring a database to its models (``target_metadata``): ``migrator new --autogenerate``, ``check``."""
+    """What would bring a database to its models (``target_metadata``, ``target_schemas``):
+    ``migrator new --autogenerate``, ``check``."""
 
     changes: tuple[str, ...]    # one line per difference ("add table users"), for messages
     up: str                     # the body of ``up(db)``: Python statements, the first unindented, the rest by 4
     down: str                   # the body of ``down(db)``, the same way
     imports: tuple[str, ...]    # the import lines the bodies need
+    tables: tuple[TableChanges, ...] = ()   # LanceDB: one migration per changed table (``up``/``down`` unused)
 
 
 @runtime_checkable
 class ComparesModels(Protocol):
-    """A backend that compares the application's models with its live database (SQL: a SQLAlchemy MetaData)."""
+    """A backend that compares the application's models with its live database (SQL: a SQLAlchemy MetaData;
+    LanceDB: a dict of table name -> pyarrow.Schema)."""
 
     def compare_models(self, target: object, *, where: str, root: Path | None) -> ModelChanges | None:
         """The changes from the database to ``target`` (None: they match); reads only.
 
-        ``target``: the config's ``target_metadata`` (``"package.module:attribute"``, imported with
+        ``target``: the config's ``target_metadata`` / ``target_schemas`` (``"package.module:attribute"``, imported with
         ``root`` searched first) or the object itself; ``where`` names the config section in errors.
         """
         ...

@@ -125,7 +125,8 @@ def init(state: State) -> None:
 @click.option("--sql", is_flag=True, help="Write NNN_name.up.sql and .down.sql instead of a Python file.")
 @click.option("--table", metavar="T", help="LanceDB: the table the migration belongs to.")
 @click.option("--autogenerate", is_flag=True,
-              help="SQL: write what brings the database to its models (target_metadata in the config).")
+              help="Write what brings the database to its models (target_metadata; LanceDB: target_schemas, "
+                   "one file per changed table).")
 @click.pass_obj
 def new(state: State, name: str, backend: str | None, sql: bool, table: str | None, autogenerate: bool) -> None:
     """Create the next migration file."""
@@ -133,11 +134,14 @@ def new(state: State, name: str, backend: str | None, sql: bool, table: str | No
         if sql or table:
             raise UsageError("--autogenerate writes a Python migration: drop --sql and --table")
         result = state.migrator().autogenerate(name, backend)
-        if not result.paths:
+        if not result.changes:
             render.print_line(state.out, f"{result.backend}: no changes: the database matches the models; "
                                          "nothing written")
         for change in result.changes:
             render.print_line(state.out, f"{result.backend}: {change}")
+        if result.changes and not result.paths:
+            render.print_line(state.out, f"{result.backend}: nothing written: migrator never drops a table or an "
+                                         "index by itself")
         for path in result.paths:
             render.print_line(state.out, f"created {path}")
         return

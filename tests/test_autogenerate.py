@@ -292,12 +292,13 @@ def test_autogenerate_writes_python_so_sql_and_table_are_refused(sqlite_project:
     assert migration_files(sqlite_project) == [] and not (sqlite_project.root / "app.db").exists()
 
 
-def test_autogenerate_on_a_lancedb_backend_is_refused_by_name(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_autogenerate_on_a_lancedb_backend_without_target_schemas_names_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import lance_project
 
     project = lance_project(tmp_path, capsys, {})
     result = project.cli("new", "x", "--autogenerate")
     assert result.code == 2
-    assert result.err.strip() == "error: vec: --autogenerate is available for SQL backends only"
+    assert result.err.strip() == (f"error: {project.root / 'migrator.toml'} [backends.vec]: --autogenerate needs "
+                                  'target_schemas = "package.module:SCHEMAS" (a dict of table name -> pyarrow.Schema)')
     assert list((project.root / "migrations" / "vec").iterdir()) == []

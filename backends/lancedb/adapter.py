@@ -108,7 +108,7 @@ from migrator.loader import SourceFile, checksum, import_file, scan
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 from migrator.redact import mask_url, scrub, secrets_in
 
-from ..base import Capabilities, Report, Seed, Seeded
+from ..base import Capabilities, ModelChanges, Report, Seed, Seeded
 from .bookkeeping import (
     Bookkeeping,
     Intent,
@@ -362,6 +362,22 @@ class LanceBackend:
         with self._connect_lock:
             if not self._borrowed:
                 self._db = None
+
+    # -- models (autogenerate, check) ----------------------------------------------------------------------------
+
+    def compare_models(self, target: object, *, where: str, root: Path | None) -> ModelChanges | None:
+        """The changes from the live tables to ``target_schemas`` (see :mod:`.autogen`); reads only, creates
+        nothing (a folder that does not exist yet is compared as an empty database)."""
+        from . import autogen
+
+        wanted = autogen.load_target(target, where, root)
+        newest: dict[str, int] = {}
+        for migration in self.discover():
+            newest[migration.line] = max(newest.get(migration.line, 0), migration.version)
+        with self._reading() as db:
+            live = [] if db is None else _all_tables(db)
+            return autogen.compare(db, wanted, versions=newest, live_tables=live, where=where,
+                                   ignore=(self.version_table, self._books.history))
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
