@@ -8,7 +8,7 @@ What a page may hold, and what happens to it:
   with ``; echo "exit code $?"`` and puts ``exit code 1`` in the expected output. The lines under a command are
   its expected output, compared loosely: each must match one line of the real output, in order (other lines
   may come between), whitespace runs count as one space, and ``...`` stands for any text.
-* ```` ```python ````, ```` ```toml ````, ```` ```sql ````, ```` ```ini ````: a first line ``# file: PATH`` (``-- file:
+* ```` ```python ````, ```` ```toml ````, ```` ```sql ````, ```` ```ini ````, ```` ```bash ````: a first line ``# file: PATH`` (``-- file:
   PATH`` in SQL) writes the rest of the block to PATH in the project (the annotation line itself is left out:
   a SQL file's own first line may matter). A python block without it is a script run with ``python -`` in the
   project folder; it must exit 0, and a ```` ```text ```` block after it holds its expected output.
@@ -31,7 +31,7 @@ FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 NOT_RUN = re.compile(r"^\s*<!--\s*not-run:\s*(?P<reason>\S.*?)\s*-->\s*$")
 REQUIRES = re.compile(r"<!--\s*requires:\s*(?P<feature>[\w-]+)\s*-->")
 FILE_MARK = re.compile(r"^\s*(?:#|--)\s*file:\s*(?P<path>\S.*?)\s*$")
-FILE_LANGS = {"python", "toml", "sql", "ini"}
+FILE_LANGS = {"python", "toml", "sql", "ini", "bash"}
 COMMAND_TIMEOUT = 300
 
 
@@ -121,7 +121,7 @@ def normalize(line: str) -> str:
 
 
 def pattern(expected: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in normalize(expected).split("...")))
+    return re.compile(".*".join(re.escape(part.strip()) for part in normalize(expected).split("...")))
 
 
 def missing_lines(expected: list[str], actual: str) -> list[str]:
