@@ -8,10 +8,11 @@ What a page may hold, and what happens to it:
   with ``; echo "exit code $?"`` and puts ``exit code 1`` in the expected output. The lines under a command are
   its expected output, compared loosely: each must match one line of the real output, in order (other lines
   may come between), whitespace runs count as one space, and ``...`` stands for any text.
-* ```` ```python ````, ```` ```toml ````, ```` ```sql ````, ```` ```ini ````, ```` ```bash ````: a first line ``# file: PATH`` (``-- file:
-  PATH`` in SQL) writes the rest of the block to PATH in the project (the annotation line itself is left out:
-  a SQL file's own first line may matter). A python block without it is a script run with ``python -`` in the
-  project folder; it must exit 0, and a ```` ```text ```` block after it holds its expected output.
+* ```` ```python ````, ```` ```toml ````, ```` ```sql ````, ```` ```ini ````, ```` ```bash ````: a first line
+  ``# file: PATH`` (``-- file: PATH`` in SQL) writes the rest of the block to PATH in the project (the
+  annotation line itself is left out: a SQL file's own first line may matter). A python block without it is a
+  script run with ``python -`` in the project folder; it must exit 0, and a ```` ```text ```` block after it
+  holds its expected output.
 * Anything else fails the page: no block goes unexecuted. ``<!-- not-run: reason -->`` on the line before a
   block opts it out (for what cannot run here, such as a PostgreSQL URL).
 * ``<!-- requires: FEATURE -->`` anywhere in a page: the page needs FEATURE (see ``FEATURES`` in test_docs.py).

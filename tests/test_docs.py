@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from docs_runner import PageError, PageRun, parse, required_features
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
