@@ -281,6 +281,9 @@ class RecreateResult:
     indices_dropped: tuple[str, ...] = ()
     attempts: int = 1
     rows_caught_up: int = 0        # rows other writers appended during the copy, transformed and included
+    path: str = "overwrite"        # "overwrite": every row rewritten; "columns": only new columns written
+    indices_kept: tuple[str, ...] = ()     # indices left as they were (same index ids), on the "columns" path
+    columns_written: tuple[str, ...] = ()  # the columns written on the "columns" path
 
 
 @dataclass(frozen=True)
