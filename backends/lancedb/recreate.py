@@ -172,7 +172,8 @@ def recreate_table(
         old_meta = metadata_of(dataset.schema)
         recorded = recorded_indices(old_meta)
         dropped: list[str] = []
-        present = existing_specs(table, recorded, say, dropped)
+        notes: list[str] = []  # indices migrator cannot rebuild: said only if the table is rewritten
+        present = existing_specs(table, recorded, notes.append, dropped)
         present_names = {s.index_name for s in present}
         specs = present + [s for s in recorded if s.index_name not in present_names]  # deferred ones too
         total = int(dataset.count_rows())
@@ -220,6 +221,8 @@ def recreate_table(
                     from None
             if fast is not None:
                 return fast
+        for note in notes:
+            say(note)
 
         counts = _Counts()
         stream = _stream(name, first, first_out, batches, transform, target, total, counts, say,
