@@ -557,7 +557,8 @@ def drop_columns(db: Any, name: str, columns: Sequence[str]) -> int:
 
 def add_computed_column(db: Any, table: str, field: Any, compute: Callable[[Any], Any], *,
                         read_columns: Sequence[str] | None = None) -> int:
-    """Add column ``field`` (a ``pa.Field``, may be non-null) computed by ``compute(batch) -> array``: only it is written.
+    """Add column ``field`` (a ``pa.Field``, may be non-null), computed by ``compute(batch) -> array``, writing
+    only that column.
 
     ``compute`` receives a ``pyarrow.RecordBatch`` of ``read_columns`` (default: every column) and returns
     one value per row (a pyarrow array, or anything ``pa.array`` takes). No other column is rewritten and every
@@ -581,7 +582,7 @@ def replace_column_values(db: Any, table: str, column: str, compute: Callable[[A
     return version
 
 
-def cast_column(db: Any, table: str, column: str, type: Any) -> int:  # noqa: A002 - the public signature
+def cast_column(db: Any, table: str, column: str, type: Any) -> int:
     """Cast ``column`` to ``type`` (a ``pa.DataType``) with Lance's native cast: only that column is rewritten.
 
     Casts Lance cannot do (timestamp to int64, int to string, ...) are refused with the table, column and types

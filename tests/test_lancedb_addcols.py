@@ -251,7 +251,7 @@ def test_add_computed_column_writes_only_the_new_column_and_keeps_indices(db: An
 
 def test_add_computed_column_refuses_nulls_in_a_non_null_column_leaving_the_table(db: Any, memos: Any) -> None:
     version = int(memos.version)
-    with pytest.raises(ValueError, match="null.*non-null column score"):
+    with pytest.raises(ValueError, match=r"null.*non-null column score"):
         add_computed_column(db, "memos", SCORE, lambda b: pa.array([None] * b.num_rows, pa.int64()))
     assert int(db.open_table("memos").version) == version
 

@@ -87,8 +87,8 @@ def _values(compute: Callable[[Any], Any], batch: Any, field: Any, where: str) -
 
 
 def _write(db: Any, name: str, field: Any, compute: Callable[[Any], Any], read_columns: list[str], where: str,
-           finish_with: Callable[[Any, Any], Any], say: Report) -> Any:
-    """Write ``field`` (a staging field) computed per batch, commit with ``finish_with(lance_schema, dataset)``."""
+           finish: Callable[[Any], Any], say: Report) -> Any:
+    """Write ``field`` (a staging field) computed per batch, commit with the schema ``finish(lance_schema)`` gives."""
     import pyarrow as pa
 
     output = pa.schema([field])
@@ -102,7 +102,7 @@ def _write(db: Any, name: str, field: Any, compute: Callable[[Any], Any], read_c
         write = ColumnWrite(run, output, read_columns, BATCH_SIZE)
         try:
             write_columns(dataset, write)
-            return commit_columns(db, name, write, lambda schema: finish_with(schema, dataset), what=where,
+            return commit_columns(db, name, write, finish, what=where,
                                   properties={TX_OP: where, "migrator.table": name}, say=say)
         except Blocked as exc:
             if round_no < ROUNDS:
@@ -145,7 +145,7 @@ def add_computed_column(db: Any, name: str, field: Any, compute: Callable[[Any],
     present = len(dataset.list_indices())
     say(f"adding column {field.name} (no rewrite, {present} ind{'ices' if present != 1 else 'ex'} kept)")
 
-    def finish(schema: Any, _dataset: Any) -> Any:
+    def finish(schema: Any) -> Any:
         return schema
 
     new = _write(db, name, field, compute, columns, where, finish, say)
@@ -180,7 +180,7 @@ def replace_column_values(db: Any, name: str, column: str, compute: Callable[[An
     if not table.to_lance().get_fragments():
         return int(table.version)  # no rows: nothing to replace
 
-    def finish(schema: Any, _dataset: Any) -> Any:
+    def finish(schema: Any) -> Any:
         return edit_schema(schema, drop=[column], rename={stage: column}, order=names)
 
     new = _write(db, name, field, compute, columns, where, finish, say)
@@ -191,7 +191,7 @@ def replace_column_values(db: Any, name: str, column: str, compute: Callable[[An
     return int(table.version)
 
 
-def cast_column(db: Any, name: str, column: str, type: Any) -> int:  # noqa: A002 - the public signature
+def cast_column(db: Any, name: str, column: str, type: Any) -> int:
     """See :func:`migrator.lancedb.cast_column`."""
     import pyarrow as pa
 
@@ -224,8 +224,7 @@ def cast_column(db: Any, name: str, column: str, type: Any) -> int:  # noqa: A00
     if lost:
         say(f"ind{'ices' if len(lost) > 1 else 'ex'} {', '.join(lost)} dropped: not possible on {type}")
     for spec in on_column:  # Lance refuses to cast a column with an index attached
-        retry(lambda index_name=spec.index_name: _table(db, name, where).drop_index(index_name),
-              what="drop index")
+        _drop_index(db, name, spec.index_name, where)
 
     def cast() -> None:
         _table(db, name, where).alter_columns({"path": column, "data_type": type})
@@ -246,7 +245,14 @@ def cast_column(db: Any, name: str, column: str, type: Any) -> int:  # noqa: A00
     return int(table.version)
 
 
-def _castable(field: Any, type: Any) -> str | None:  # noqa: A002
+def _drop_index(db: Any, name: str, index_name: str, where: str) -> None:
+    def drop() -> None:
+        _table(db, name, where).drop_index(index_name)
+
+    retry(drop, what="drop index")
+
+
+def _castable(field: Any, type: Any) -> str | None:
     """Lance's refusal to cast ``field`` to ``type`` (asked of an empty scratch dataset), or None."""
     import tempfile
 
@@ -254,7 +260,7 @@ def _castable(field: Any, type: Any) -> str | None:  # noqa: A002
     import pyarrow as pa
 
     with tempfile.TemporaryDirectory(prefix="migrator-cast-") as folder:
-        scratch = lance.write_dataset(pa.table({"c": pa.array([], field.type)}), f"{folder}/cast.lance")
+        scratch: Any = lance.write_dataset(pa.table({"c": pa.array([], field.type)}), f"{folder}/cast.lance")
         try:
             scratch.alter_columns({"path": "c", "data_type": type})
         except Exception as exc:  # Lance raises ValueError / OSError variants
