@@ -287,3 +287,13 @@ def test_cast_column_rebuilds_the_index_of_the_cast_column(db: Any, memos: Any) 
     assert set(after) == set(before) and after["id_idx"] != before["id_idx"]
     assert after["vector_idx"] == before["vector_idx"]
     assert table_stamp(db, "memos") is None  # a helper does not stamp outside a migration
+
+
+def test_edit_schema_reorders_top_level_fields_with_their_children(tmp_path: Path) -> None:
+    from migrator.backends.lancedb.schema_edit import edit_schema
+
+    dataset = lance.write_dataset(pa.table({"a": [1], "s": pa.array([{"x": 1, "y": [1.0]}]), "t": ["q"]}),
+                                  str(tmp_path / "x.lance"))
+    edited = edit_schema(dataset.lance_schema, order=["t", "s"]).to_pyarrow()
+    assert edited.names == ["t", "s", "a"]
+    assert edited.field("s").type == dataset.schema.field("s").type
