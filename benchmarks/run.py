@@ -53,9 +53,10 @@ from targets import Verdict, judge, verdict_table  # noqa: E402
 # cases take an hour or more on 2 cores: only with --lance (or named with --only).
 FULL = {"sql": [1000, 5000], "lance": [100_000, 400_000, 1_000_000, 4_000_000],
         "addcol": [10_000, 1_000_000], "jobs": (8, 100_000), "repeat": 5, "lance_repeat": 3,
-        "reembed": [1_000_000]}
+        "reembed": [1_000_000], "columns": [1_000_000]}
 QUICK = {"sql": [100, 300], "lance": [10_000, 50_000], "addcol": [10_000, 50_000], "jobs": (8, 2_000),
-         "repeat": 2, "lance_repeat": 1, "reembed": [10_000]}
+         "repeat": 2, "lance_repeat": 1, "reembed": [10_000],
+         "columns": [20_000]}
 
 
 def parse_rows(text: str) -> list[int]:
@@ -222,9 +223,21 @@ def main(argv: list[str]) -> int:
     work = args.workdir or Path(tempfile.gettempdir()) / f"migrator-bench-{os.getpid()}"
     plan = Plan(args, work, log)
     chosen = [(name, make) for name, make in plan.cases() if selected(name, args.only)]
+    # issue 16: the columns path vs today's recreation, in process (benchmarks/addcols_bench.py)
+    columns = [rows for rows in (QUICK if args.quick else FULL)["columns"]
+               if selected(f"lance.columns.{human(rows)}", args.only)]
     if args.list:
-        print("\n".join(name for name, _ in chosen))
+        print("\n".join([name for name, _ in chosen] + [f"lance.columns.{human(rows)}" for rows in columns]))
         return 0
+    if columns:
+        from addcols_bench import report as columns_report
+        from addcols_bench import run as columns_run
+
+        for rows in columns:
+            measured = columns_run(rows, work / f"columns-{rows}", log)
+            print(f"\n### lance.columns.{human(rows)}\n\n{columns_report(measured)}")
+        if not chosen:
+            return 0
     if not chosen:
         print(f"no case matches {args.only}; see --list", file=sys.stderr)
         return 2

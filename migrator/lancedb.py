@@ -138,6 +138,8 @@ __all__ = [
     "SeedSpec",
     "add_column_from_sql",
     "add_columns",
+    "add_computed_column",
+    "cast_column",
     "create_index",
     "drop_columns",
     "ensure_indices",
@@ -146,6 +148,7 @@ __all__ = [
     "recreate_table",
     "reembed",
     "rename_column",
+    "replace_column_values",
     "seed",
     "table_stamp",
 ]
@@ -315,6 +318,9 @@ class RecreateResult:
     indices_dropped: tuple[str, ...] = ()
     attempts: int = 1
     rows_caught_up: int = 0        # rows other writers appended during the copy, transformed and included
+    path: str = "overwrite"        # "overwrite": every row rewritten; "columns": only new columns written
+    indices_kept: tuple[str, ...] = ()     # indices left as they were (same index ids), on the "columns" path
+    columns_written: tuple[str, ...] = ()  # the columns written on the "columns" path
 
 
 @dataclass(frozen=True)
@@ -640,6 +646,44 @@ def make_nullable(db: Any, name: str, column: str) -> int:
 def drop_columns(db: Any, name: str, columns: Sequence[str]) -> int:
     """Drop columns (O(1)); their recorded index specs are forgotten."""
     version: int = _impl("lancedb.evolve").drop_columns(db, name, list(columns))
+    return version
+
+
+def add_computed_column(db: Any, table: str, field: Any, compute: Callable[[Any], Any], *,
+                        read_columns: Sequence[str] | None = None) -> int:
+    """Add column ``field`` (a ``pa.Field``, may be non-null), computed by ``compute(batch) -> array``, writing
+    only that column.
+
+    ``compute`` receives a ``pyarrow.RecordBatch`` of ``read_columns`` (default: every column) and returns
+    one value per row (a pyarrow array, or anything ``pa.array`` takes). No other column is rewritten and every
+    index stays as it is; rows other writers append meanwhile are computed too, and one guarded commit adds the
+    column. Returns the table's new Lance version.
+    """
+    version: int = _impl("lancedb.computed").add_computed_column(db, table, field, compute,
+                                                                 read_columns=read_columns)
+    return version
+
+
+def replace_column_values(db: Any, table: str, column: str, compute: Callable[[Any], Any], *,
+                          read_columns: Sequence[str] | None = None) -> int:
+    """Give ``column`` the values ``compute(batch) -> array`` returns: only that column is written.
+
+    Same type, nullability and place as before; ``column``'s indices are rebuilt with their recorded
+    parameters, the other indices are kept. Returns the table's new Lance version.
+    """
+    version: int = _impl("lancedb.computed").replace_column_values(db, table, column, compute,
+                                                                   read_columns=read_columns)
+    return version
+
+
+def cast_column(db: Any, table: str, column: str, type: Any) -> int:
+    """Cast ``column`` to ``type`` (a ``pa.DataType``) with Lance's native cast: only that column is rewritten.
+
+    Casts Lance cannot do (timestamp to int64, int to string, ...) are refused with the table, column and types
+    named, nothing changed: use :func:`recreate_table` with a transform. The column's indices are rebuilt where
+    the new type allows them. Returns the table's new Lance version.
+    """
+    version: int = _impl("lancedb.computed").cast_column(db, table, column, type)
     return version
 
 

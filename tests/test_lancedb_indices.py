@@ -68,13 +68,16 @@ def test_an_index_redeclared_by_a_later_migration_is_not_rebuilt(tmp_path: Path)
     assert not [line for line in lines if "index" in line], lines
 
 
-def test_the_readme_recreation_example_builds_its_vector_index_once(tmp_path: Path) -> None:
+def test_the_readme_recreation_example_keeps_its_vector_index(tmp_path: Path) -> None:
     b = backend(tmp_path / "db", write_files(tmp_path / "migrations", README_LIKE))
     upgrade(b, to=1)
+    before = index_ids(lancedb.connect(str(tmp_path / "db")).open_table("memos"))
     lines: list[str] = []
     upgrade(b, to=2, report=lines.append)
     builds = [line for line in lines if "IVF_PQ index vector_idx" in line]
-    assert len(builds) == 1, lines
+    assert builds == [], lines
+    assert any("adding column tags (no rewrite, 2 indices kept)" in line for line in lines), lines
+    assert index_ids(lancedb.connect(str(tmp_path / "db")).open_table("memos")) == before
 
 
 def test_a_redeclared_index_with_other_parameters_is_rebuilt(tmp_path: Path) -> None:

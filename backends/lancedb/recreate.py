@@ -170,7 +170,8 @@ def recreate_table(
         old_meta = metadata_of(dataset.schema)
         recorded = recorded_indices(old_meta)
         dropped: list[str] = []
-        present = existing_specs(table, recorded, say, dropped)
+        notes: list[str] = []  # indices migrator cannot rebuild: said only if the table is rewritten
+        present = existing_specs(table, recorded, notes.append, dropped)
         present_names = {s.index_name for s in present}
         specs = present + [s for s in recorded if s.index_name not in present_names]  # deferred ones too
         total = int(dataset.count_rows())
@@ -204,6 +205,23 @@ def recreate_table(
             meta[META_VERSION] = old_meta[META_VERSION]
         target = pa.schema(list(target), metadata=meta)
 
+        if engine == "local" and total > 0 and first.num_rows:
+            try:
+                fast = _in_place(db, name, dataset, first, first_out, target, transform, specs, batch_size, attempt,
+                                 say, round_no, ctx.deferred_reported if ctx is not None and in_migration else None,
+                                 in_migration, total)
+            except _Restart as restart:
+                if round_no < rounds:
+                    say(f"another writer committed {restart} while the columns were written (not only appends): "
+                        "starting again from the latest version")
+                    continue
+                raise _gave_up(name, restart, rounds, ctx.version if ctx is not None and in_migration else None) \
+                    from None
+            if fast is not None:
+                return fast
+        for note in notes:
+            say(note)
+
         counts = _Counts()
         stream = _stream(name, first, first_out, batches, transform, target, total, counts, say,
                          allow_row_count_change)
@@ -227,12 +245,8 @@ def recreate_table(
                 say(f"another writer committed {restart} during the copy (not only appends): copying again "
                     "from the latest version")
                 continue
-            raise ConcurrentWriteError(
-                f"{name}: other writers committed {restart} (deletes, updates or rewrites, not only appends) "
-                f"while the table was being copied, {rounds} time(s); nothing was committed, the table is as they "
-                "left it — retry later, or pause the writers' deletes and updates",
-                line=name, version=ctx.version if ctx is not None and in_migration else None,
-                restored=True) from None
+            raise _gave_up(name, restart, rounds, ctx.version if ctx is not None and in_migration else None) \
+                from None
         data_version = int(written.version)
         say(f"wrote {counts.written:,} rows as Lance version {data_version}"
             + (f" ({copy.caught_up_rows:,} of them appended by other writers during the copy)"
@@ -255,6 +269,74 @@ def recreate_table(
             version=int(table.version), indices_rebuilt=tuple(built), indices_deferred=tuple(deferred),
             indices_dropped=tuple(dropped), attempts=round_no, rows_caught_up=copy.caught_up_rows)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _gave_up(name: str, restart: _Restart, rounds: int, version: int | None) -> ConcurrentWriteError:
+    return ConcurrentWriteError(
+        f"{name}: other writers committed {restart} (deletes, updates or rewrites, not only appends) "
+        f"while the table was being copied, {rounds} time(s); nothing was committed, the table is as they "
+        "left it — retry later, or pause the writers' deletes and updates", line=name, version=version,
+        restored=True)
+
+
+def _in_place(db: Any, name: str, dataset: Any, first: Any, first_out: list[Any], target: Any,
+              transform: Callable[[Any], Any] | None, specs: list[Index], batch_size: int, attempt: str,
+              say: Report, round_no: int, reported: set[str] | None, in_migration: bool,
+              total: int) -> RecreateResult | None:
+    """The cheap path (:mod:`.inplace`): None, after a progress line saying why, when the table must be rewritten."""
+    from .colwrite import Blocked, Dropped
+    from .inplace import Differs, add_in_place, compare, plan
+
+    def transform_batch(batch: Any) -> Any:
+        return _single(_apply(transform, batch), target, name)
+
+    try:
+        probe = _single(first_out, target, name)
+        the_plan = plan(dataset.schema, target, first, probe)
+        compare(the_plan, first, probe, 1)
+        new, write, kept, dropped = add_in_place(db, name, dataset, the_plan, transform_batch, specs,
+                                                 batch_size=batch_size, attempt=attempt, say=say)
+    except Differs as exc:
+        say(f"rewriting {name}: {exc}")
+        return None
+    except Blocked as exc:
+        raise _Restart(exc.blocking) from None
+    except Dropped as exc:
+        raise ConcurrentWriteError(str(exc), line=name, restored=True) from None
+    data_version = int(new.version)
+    stored = int(new.count_rows())
+    if stored != total + write.rows_caught_up:
+        raise RuntimeError(f"{name}: the column commit holds {stored:,} rows but {total + write.rows_caught_up:,} "
+                           f"were read (Lance version {data_version}); check the table, the version before it is "
+                           f"{data_version - 1}")
+    say(f"wrote the new columns of {stored:,} rows as Lance version {data_version}"
+        + (f" ({write.rows_caught_up:,} of them appended by other writers meanwhile)" if write.rows_caught_up
+           else ""))
+    table = open_table(db, name)
+    assert table is not None
+    built, deferred = ensure(table, name, kept, say, rows=stored, reported=reported)
+    table.checkout_latest()
+    if not in_migration:
+        record(table, kept, {META_SOURCE: None, META_ATTEMPT: None})
+    present = {info.name for info in table.list_indices()}
+    return RecreateResult(
+        table=name, rows=stored, source_version=int(dataset.version), data_version=data_version,
+        version=int(table.version), indices_rebuilt=tuple(built), indices_deferred=tuple(deferred),
+        indices_dropped=tuple(dropped), attempts=round_no, rows_caught_up=write.rows_caught_up,
+        path="columns", indices_kept=tuple(s.index_name for s in kept if s.index_name in present
+                                           and s.index_name not in built),
+        columns_written=tuple(f.name for f in the_plan.written))
+
+
+def _single(outs: list[Any], target: Any, name: str) -> Any:
+    """The transform's output for one batch as one record batch conformed to ``target``."""
+    import pyarrow as pa
+
+    if len(outs) == 1:
+        return _conform(outs[0], target, name)
+    joined = pa.Table.from_batches([_conform(out, target, name) for out in outs], schema=target).combine_chunks()
+    batches = joined.to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=target)
 
 
 def _write(dataset: Any, target: Any, stream: Iterator[Any], counts: _Counts, name: str) -> list[Any]:

@@ -102,11 +102,13 @@ class FieldProto:
 
 
 def edit_schema(lance_schema: Any, *, drop: Sequence[str] = (), rename: Mapping[str, str] | None = None,
-                metadata: Mapping[str, str] | None = None) -> Any:
+                metadata: Mapping[str, str] | None = None, order: Sequence[str] | None = None) -> Any:
     """A copy of ``lance_schema`` (a ``lance.schema.LanceSchema``) with top-level fields dropped and renamed.
 
-    ``metadata`` (when given) replaces the schema-level metadata. Field ids are kept; children of a
-    dropped field go with it. Raises ``KeyError`` naming a field to drop or rename that is not there.
+    ``metadata`` (when given) replaces the schema-level metadata. ``order`` (when given) lists the top-level
+    fields, by their names after the renames, in the order they take (each followed by its children; fields it
+    does not name keep their place after those it names). Field ids are kept; children of a dropped field go with
+    it. Raises ``KeyError`` naming a field to drop or rename that is not there.
     """
     build, (meta_json, *raw_fields) = lance_schema.__reduce__()
     fields = [FieldProto(bytes(raw)) for raw in raw_fields]
@@ -123,13 +125,36 @@ def edit_schema(lance_schema: Any, *, drop: Sequence[str] = (), rename: Mapping[
             if f.id not in gone and f.parent_id in gone:
                 gone.add(f.id)
                 changed = True
-    kept = []
+    kept: list[FieldProto] = []
     for f in fields:
         if f.id in gone:
             continue
         if f.parent_id == -1 and f.name in renames:
             f = f.renamed(renames[f.name])
-        kept.append(f.raw)
+        kept.append(f)
+    if order is not None:
+        kept = _ordered(kept, order)
     # Lance's JSON form keeps metadata values as byte lists
     meta_out = meta_json if metadata is None else json.dumps({k: list(v.encode("utf-8")) for k, v in metadata.items()})
-    return build(meta_out, *kept)
+    return build(meta_out, *[f.raw for f in kept])
+
+
+def _ordered(fields: list[FieldProto], order: Sequence[str]) -> list[FieldProto]:
+    """``fields`` with the top-level ones in ``order`` (then the others), each followed by its descendants."""
+    children: dict[int, list[FieldProto]] = {}
+    for f in fields:
+        children.setdefault(f.parent_id, []).append(f)
+    top = children.get(-1, [])
+    rank = {name: i for i, name in enumerate(order)}
+    top = sorted(top, key=lambda f: rank.get(f.name, len(rank)))  # stable: unnamed ones keep their order
+
+    out: list[FieldProto] = []
+
+    def visit(f: FieldProto) -> None:
+        out.append(f)
+        for child in children.get(f.id, []):
+            visit(child)
+
+    for f in top:
+        visit(f)
+    return out
