@@ -1,9 +1,10 @@
 """Child-process side of the re-embedding benchmark (run as a script; the runner never imports lancedb itself).
 
-``python reembed_child.py make URI ROWS``                 table ``docs``: id, 1 KB text, 384-d vector; BTREE
-                                                          on id (IVF_PQ on vector with BENCH_REEMBED_INDEX=1)
+``python reembed_child.py make URI ROWS [FRAGMENTS]``     table ``docs``: id, 1 KB text, 384-d vector; BTREE
+                                                          on id (IVF_PQ on vector with BENCH_REEMBED_INDEX=1);
+                                                          FRAGMENTS > 1: written in that many equal appends
 ``python reembed_child.py reembed URI MODE [KILL_AT]``    ``migrator.lancedb.reembed`` to 768-d (MODE: the
-                                                          checkpoint granularity, batch or fragment); with
+                                                          checkpoint granularity, auto, batch or fragment); with
                                                           KILL_AT the process SIGKILLs itself once the embedding
                                                           function has seen that many rows
 ``python reembed_child.py recreate URI``                  ``recreate_table`` with the same embedding function
@@ -18,6 +19,7 @@ runner sums a killed run and its re-run).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -41,11 +43,11 @@ INDEX: dict[str, Any] = {"num_partitions": 64, "num_sub_vectors": 48, "options":
                                                                                    "max_iterations": 10}}
 
 
-def batches(rows: int) -> Iterator[pa.RecordBatch]:
-    rng = np.random.default_rng(0)
+def batches(rows: int, first: int = 0) -> Iterator[pa.RecordBatch]:
+    rng = np.random.default_rng(first)
     alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz      ABCDEFGHIJ0123456789", dtype=np.uint8)
-    for start in range(0, rows, BATCH):
-        n = min(BATCH, rows - start)
+    for start in range(first, first + rows, BATCH):
+        n = min(BATCH, first + rows - start)
         chars = alphabet[rng.integers(0, len(alphabet), n * TEXT_BYTES)]
         offsets = np.arange(0, (n + 1) * TEXT_BYTES, TEXT_BYTES, dtype=np.int32)
         text = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes()))
@@ -102,6 +104,12 @@ def column_mb(uri: str, names: set[str]) -> float:
     return total / 1e6
 
 
+def lance_fragments(uri: str) -> list[Any]:
+    import lance
+
+    return list(lance.dataset(f"{uri}/docs.lance").get_fragments())
+
+
 def report(started: float, before: dict[str, float], uri: str, **extra: float) -> None:
     after = io_counters()
     out = {"wchar_mb": (after["wchar"] - before["wchar"]) / 1e6,
@@ -120,8 +128,14 @@ def main(argv: list[str]) -> None:
     db = lancedb.connect(uri)
     if command == "make":
         rows = int(argv[2])
+        parts = int(argv[3]) if len(argv) > 3 else 1
         schema = next(batches(1)).schema
-        db.create_table("docs", data=pa.RecordBatchReader.from_batches(schema, batches(rows)))
+        bounds = [rows * i // parts for i in range(parts + 1)]
+        table = db.create_table("docs", data=pa.RecordBatchReader.from_batches(
+            schema, batches(bounds[1] - bounds[0])))
+        for lo, hi in itertools.pairwise(bounds[1:]):  # an app's appends: one fragment each
+            table.add(pa.RecordBatchReader.from_batches(schema, batches(hi - lo, lo)))
+        assert len(lance_fragments(uri)) == parts, (len(lance_fragments(uri)), parts)
         create_index(db, "docs", Index("id"))
         if os.environ.get("BENCH_REEMBED_INDEX") == "1":
             create_index(db, "docs", Index("vector", kind="IVF_PQ", **INDEX))
