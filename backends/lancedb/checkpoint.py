@@ -53,7 +53,7 @@ from typing import Any
 
 from lance.udf import BatchUDFCheckpoint
 
-__all__ = ["KeptCheckpoint", "checkpoint_path", "prepare", "remove_finished"]
+__all__ = ["KeptCheckpoint", "checkpoint_folder", "checkpoint_path", "held_batches", "prepare", "remove_finished"]
 
 FOLDER = ".migrator-reembed"
 
@@ -105,7 +105,7 @@ class KeptCheckpoint(BatchUDFCheckpoint):
         os.replace(temporary, path)  # a kill leaves the whole file or none
 
     def insert_fragment(self, fragment_id: int, fragment: str) -> None:
-        super().insert_fragment(fragment_id, fragment)  # type: ignore[no-untyped-call]
+        super().insert_fragment(fragment_id, fragment)
         _drop_batches(self.folder, {int(fragment_id)})
 
     def remove(self) -> None:
@@ -147,17 +147,20 @@ def _drop_batches(folder: Path, fragments: set[int] | None) -> None:
 def checkpoint_path(uri: str, *, table: str, key: str, directory: str | os.PathLike[str] | None) -> Path:
     """Where the checkpoint of one re-embedding lives (see the module doc); the folder is created."""
     digest = hashlib.sha256(f"{uri}\0{key}".encode()).hexdigest()[:16]
-    safe = _safe(table)
-    if directory is not None:
-        folder = Path(directory)
-    elif "://" not in uri or uri.startswith("file://"):
-        local = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
-        folder = local.parent / FOLDER
-    else:
-        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        folder = Path(cache) / "migrator" / "reembed" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    folder = checkpoint_folder(uri, directory)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{safe}.{digest}.sqlite"
+    return folder / f"{_safe(table)}.{digest}.sqlite"
+
+
+def checkpoint_folder(uri: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of the checkpoints of the table at ``uri`` (not created)."""
+    if directory is not None:
+        return Path(directory)
+    if "://" not in uri or uri.startswith("file://"):
+        local = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        return local.parent / FOLDER
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "migrator" / "reembed" / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
 def prepare(path: Path, dataset: Any, *, batches: bool, batch_size: int,
@@ -232,8 +235,9 @@ def remove_finished(folder: Path, table: str, dataset: Any) -> list[Path]:
 
     A kill between ``reembed``'s swap and its removal of the checkpoint leaves the file behind, and the
     migration is not run again (its recovery finishes the bookkeeping). A checkpoint is finished when the
-    table's recorded embedding (``migrator.embedding.<column>``) is the one it was computing and no staging
-    column of it is left. Returns the files removed.
+    table's recorded embedding (``migrator.embedding.<column>``) is the one it was computing, no staging
+    column of it is left and, for one written inside a migration, the table's stamp has reached that
+    migration's version. Returns the files removed.
     """
     removed: list[Path] = []
     if not folder.is_dir():
@@ -260,7 +264,10 @@ def remove_finished(folder: Path, table: str, dataset: Any) -> list[Path]:
         embedding = json.loads(recorded)
         same = (embedding.get("model"), embedding.get("dim"), embedding.get("source")) == \
             (target.get("model"), target.get("dim"), target.get("source"))
-        if same and not any(n.startswith(f"{column}__reembed_") for n in names):
+        version = target.get("version")
+        stamp = meta.get("migrator.version")
+        stamped = version is None or (stamp is not None and stamp.isdigit() and int(stamp) >= int(version))
+        if same and stamped and not any(n.startswith(f"{column}__reembed_") for n in names):
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             shutil.rmtree(batch_folder(path), ignore_errors=True)

@@ -202,7 +202,8 @@ def reembed(
     if plan.stage in dataset.schema.names:
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
-        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine)
+        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine,
+                                   version=ctx.version if in_migration and ctx is not None else None)
     say(progress.line() if progress.embedded else f"embedded {total:,} rows (all from the checkpoint)")
     swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
                                             else None, index, say, progress)
@@ -273,14 +274,15 @@ def _drop_other_staging(table: Any, plan: _Plan, say: Report) -> None:
 
 
 def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, granularity: str,
-           progress: _Progress, say: Report, engine: str = "local") -> tuple[int, int]:
+           progress: _Progress, say: Report, engine: str = "local", *, version: int | None = None
+           ) -> tuple[int, int]:
     """Step 1: add the staging columns, resuming from the checkpoint; returns (rows resumed, attempts)."""
     import lance
 
     resumed = 0
     granularity = choose_granularity(granularity, dataset, path)
     target = {"table": plan.name, "column": plan.column, "model": plan.model, "dim": plan.dim,
-              "source": list(plan.source)}
+              "source": list(plan.source), "version": version}
     for attempt in range(1, MAX_EMBED_ATTEMPTS + 1):
         cache, held = prepare(path, dataset, batches=granularity == "batch", batch_size=plan.batch_size,
                               target=target)
