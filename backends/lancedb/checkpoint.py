@@ -248,20 +248,20 @@ def remove_finished(folder: Path, table: str, dataset: Any) -> list[Path]:
     names = set(dataset.schema.names)
     for path in folder.glob(f"{safe}.*.sqlite"):
         try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            with closing(sqlite3.connect(path)) as conn:  # (not a file: URI: the folder may hold '?' or '#')
                 row = conn.execute("SELECT target FROM migrator_target").fetchone()
         except sqlite3.Error:
             continue
         if row is None:
             continue
-        target = json.loads(row[0])
-        if target.get("table") != table:
+        try:
+            target = json.loads(row[0])
+            column = str(target.get("column"))
+            embedding = json.loads(meta.get(f"migrator.embedding.{column}") or "null")
+        except (ValueError, AttributeError):  # not a checkpoint of ours, or metadata edited by hand: leave it
             continue
-        column = str(target.get("column"))
-        recorded = meta.get(f"migrator.embedding.{column}")
-        if recorded is None:
+        if target.get("table") != table or not isinstance(embedding, dict):
             continue
-        embedding = json.loads(recorded)
         same = (embedding.get("model"), embedding.get("dim"), embedding.get("source")) == \
             (target.get("model"), target.get("dim"), target.get("source"))
         version = target.get("version")
