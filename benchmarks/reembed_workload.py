@@ -1,13 +1,16 @@
-"""The re-embedding case: ``reembed`` (both checkpoint granularities) vs ``recreate_table``, and a kill at half way.
+"""The re-embedding case: ``reembed`` (its default and the other checkpoint granularity) vs ``recreate_table``.
 
-Table ``docs``: id, a 1 KB text, a 384-d vector (BTREE on id, IVF_PQ on the vector), re-embedded to
-768-d by a cheap deterministic numpy function (:mod:`reembed_child`). Contenders, each on a fresh
-hard-linked copy of the same seed:
+Table ``docs``: id, a 1 KB text, a 384-d vector (BTREE on id; IVF_PQ on the vector with
+BENCH_REEMBED_INDEX=1), re-embedded to 768-d by a cheap deterministic numpy function
+(:mod:`reembed_child`), in two shapes: written in one go (one fragment, ``lance.reembed.<rows>``) and
+grown by an app in :data:`REEMBED_GROWN_FRAGMENTS` appends (``lance.reembed.<rows>.10frags``).
+Contenders, each on a fresh hard-linked copy of the same seed:
 
-* ``reembed (batch checkpoint)``: the default; a re-run after a kill embeds no finished batch again
-* ``reembed (fragment checkpoint)``: the vectors are written once; a kill loses the fragment in progress
+* ``reembed (default: <granularity>)``: ``checkpoint="auto"``, which picks per batch on the one-fragment
+  table and per fragment on the grown one
+* ``reembed (checkpoint=<the other>)``: the granularity the default did not pick
 * ``recreate_table``: the whole table streamed through the same function into an overwrite
-* ``reembed killed at 1/2 + re-run`` (each granularity): the child SIGKILLs itself when half the rows are
+* ``... killed at 1/2 + re-run`` (both granularities): the child SIGKILLs itself when half the rows are
   embedded, then a second child finishes; time, CPU and bytes are the re-run's, ``rows_embedded_total``
   is counted across both runs
 
@@ -27,6 +30,8 @@ from lance_workload import clone, human
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "reembed_child.py"
+REEMBED_GROWN_FRAGMENTS = 10      # the app-grown shape: this many appends of equal size
+AUTO_FRAGMENT_SHARE = 0.2         # backends/lancedb/reembed.py: "auto" keeps fragments when none is above this share
 
 
 class ReembedWorkload:
@@ -35,25 +40,28 @@ class ReembedWorkload:
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.env = clean_env()
-        self.seeds: dict[int, Path] = {}
+        self.seeds: dict[tuple[int, int], Path] = {}
 
-    def seed(self, rows: int) -> Path:
-        if rows not in self.seeds:
-            path = self.root / f"seed-{human(rows)}"
+    def seed(self, rows: int, fragments: int) -> Path:
+        if (rows, fragments) not in self.seeds:
+            path = self.root / f"seed-{human(rows)}-{fragments}"
             if path.exists():
                 shutil.rmtree(path)
-            self.log(f"seeding the re-embedding table: {rows:,} rows of id, 1 KB text, 384-d vector ...")
-            done = process_output([sys.executable, CHILD, "make", path, str(rows)], env=self.env)
+            self.log(f"seeding the re-embedding table: {rows:,} rows of id, 1 KB text, 384-d vector in "
+                     f"{fragments} fragment(s) ...")
+            done = process_output([sys.executable, CHILD, "make", path, str(rows), str(fragments)], env=self.env)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-2000:])
-            self.seeds[rows] = path
-        return self.seeds[rows]
+            self.seeds[rows, fragments] = path
+        return self.seeds[rows, fragments]
 
-    def case(self, rows: int, repeat: int) -> Case:
+    def case(self, rows: int, repeat: int, *, fragments: int = 1) -> Case:
         work = self.root / "work"
+        default = "fragment" if fragments > 1 and 1 / fragments <= AUTO_FRAGMENT_SHARE else "batch"
+        other = "batch" if default == "fragment" else "fragment"
 
         def fresh() -> None:
-            clone(self.seed(rows), work)
+            clone(self.seed(rows, fragments), work)
             (self.root / "count").unlink(missing_ok=True)
 
         def check() -> None:
@@ -79,18 +87,20 @@ class ReembedWorkload:
 
             return run
 
+        first = f"reembed (default: {default})"
         contenders = [
-            Contender("reembed (batch checkpoint)", child("reembed", str(work), "batch"), setup=fresh, check=check),
-            Contender("reembed (fragment checkpoint)", child("reembed", str(work), "fragment"), setup=fresh,
-                      check=check),
+            Contender(first, child("reembed", str(work), "auto"), setup=fresh, check=check),
+            Contender(f"reembed (checkpoint={other})", child("reembed", str(work), other), setup=fresh, check=check),
             Contender("recreate_table", child("recreate", str(work)), setup=fresh, check=check),
-            Contender("reembed (batch) killed at 1/2 + re-run", killed("batch"), setup=fresh, check=check),
-            Contender("reembed (fragment) killed at 1/2 + re-run", killed("fragment"), setup=fresh, check=check),
+            Contender(f"reembed (default: {default}) killed at 1/2 + re-run", killed("auto"), setup=fresh,
+                      check=check),
+            Contender(f"reembed ({other}) killed at 1/2 + re-run", killed(other), setup=fresh, check=check),
         ]
-        return Case(f"lance.reembed.{human(rows)}", f"re-embed {rows:,} rows 384-d -> 768-d", contenders,
-                    repeat=repeat, warmup=0, params={"rows": rows},
-                    ratios=[Ratio("reembed (batch checkpoint)", "recreate_table"),
-                            Ratio("reembed (fragment checkpoint)", "recreate_table")])
+        suffix = "" if fragments == 1 else f".{fragments}frags"
+        return Case(f"lance.reembed.{human(rows)}{suffix}",
+                    f"re-embed {rows:,} rows in {fragments} fragment(s) 384-d -> 768-d", contenders,
+                    repeat=repeat, warmup=0, params={"rows": rows, "fragments": fragments},
+                    ratios=[Ratio(first, "recreate_table"), Ratio(f"reembed (checkpoint={other})", "recreate_table")])
 
 
 def reembed_table(results: list[CaseResult]) -> str:

@@ -44,7 +44,7 @@ from harness import (  # noqa: E402
 )
 from imports import import_profile  # noqa: E402
 from lance_workload import LanceWorkload, human  # noqa: E402
-from reembed_workload import ReembedWorkload, reembed_table  # noqa: E402
+from reembed_workload import REEMBED_GROWN_FRAGMENTS, ReembedWorkload, reembed_table  # noqa: E402
 from sql_workload import TOOLS, SqlWorkload  # noqa: E402
 from targets import Verdict, judge, verdict_table  # noqa: E402
 
@@ -168,7 +168,9 @@ class Plan:
         for rows in self.addcol_sizes:
             out.append((f"lance.addcol.{human(rows)}", partial(self._lance_case, "addcol", rows, self.repeat)))
         for rows in self.reembed_sizes:
-            out.append((f"lance.reembed.{human(rows)}", partial(self._reembed_case, rows, 1)))
+            for fragments in (1, REEMBED_GROWN_FRAGMENTS):
+                suffix = "" if fragments == 1 else f".{fragments}frags"
+                out.append((f"lance.reembed.{human(rows)}{suffix}", partial(self._reembed_case, rows, fragments, 1)))
         tables, rows = self.jobs
         out.append((f"lance.jobs.{tables}x{human(rows)}",
                     partial(self.lance.jobs_case, rows, tables, max(1, min(self.lance_repeat, 2)))))
@@ -186,10 +188,10 @@ class Plan:
             return self.tools
         return tuple(t for t in self.tools if not t.startswith("alembic"))
 
-    def _reembed_case(self, rows: int, repeat: int) -> Case:
+    def _reembed_case(self, rows: int, fragments: int, repeat: int) -> Case:
         if self._reembed is None:
             self._reembed = ReembedWorkload(self.work, self.log)
-        return self._reembed.case(rows, repeat)
+        return self._reembed.case(rows, repeat, fragments=fragments)
 
     def _lance_case(self, kind: str, rows: int, repeat: int) -> Case:
         if kind == "recreate":

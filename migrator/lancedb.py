@@ -572,7 +572,7 @@ def reembed(
     batch_size: int = 1024,
     index: Index | None = None,
     engine: str | None = None,
-    checkpoint: str = "batch",
+    checkpoint: str = "auto",
     checkpoint_dir: str | None = None,
     report: Report | None = None,
 ) -> ReembedResult:
@@ -580,16 +580,18 @@ def reembed(
 
     ``embed(batch) -> vectors`` receives a ``pyarrow.RecordBatch`` of the ``source`` columns and returns
     ``batch.num_rows`` vectors of ``dim`` floats (a 2-D numpy array, a list of lists or a pyarrow list array).
-    The new vectors are computed with Lance's ``add_columns`` batch UDF into a staging column (no other
-    column is rewritten; scalar indices stay), resumably (``checkpoint="batch"``: a re-run after a kill
-    embeds no finished batch again; ``"fragment"``: no finished fragment, and the vectors are written once
-    instead of twice), rows appended meanwhile are embedded too, then one guarded commit swaps the staging
-    column in for ``column``, sets the per-row model tag ``<column>_model`` and, inside a migration of
-    ``name``, stamps the version; then the vector index is built: ``index`` or, when None, the one
-    ``column`` had, with its parameters. Search with ``.where("<column>_model = '<model>'")`` to never mix
-    models. ``engine``: "local", or "ray" (one Ray task per fragment through Lance's ``merge_columns``, a
-    fragment-level checkpoint; ``pip install 'migrator[ray]'``); None takes the backend's ``engine`` key inside
-    a migration, else "local". See :mod:`migrator.backends.lancedb.reembed`.
+    The new vectors are computed with Lance's ``add_columns`` batch UDF into a staging column (no other column
+    is rewritten; scalar indices stay), resumably (``checkpoint="batch"``: a re-run after a kill embeds no
+    finished batch again, each batch's vectors are written twice, to an Arrow IPC file and to the data file;
+    ``"fragment"``: no finished fragment, and the vectors are written once; ``"auto"``, the default:
+    ``"fragment"`` when no fragment holds more than a fifth of the rows, so a kill at half way costs at most
+    1.2x the rows, else ``"batch"``), rows appended meanwhile are embedded too, then one guarded commit swaps
+    the staging column in for ``column``, sets the per-row model tag ``<column>_model`` and, inside a migration
+    of ``name``, stamps the version; then the vector index is built: ``index`` or, when None, the one ``column``
+    had, with its parameters. Search with ``.where("<column>_model = '<model>'")`` to never mix models.
+    ``engine``: "local", or "ray" (one Ray task per fragment through Lance's ``merge_columns``, a fragment-level
+    checkpoint; ``pip install 'migrator[ray]'``); None takes the backend's ``engine`` key inside a migration,
+    else "local". See :mod:`migrator.backends.lancedb.reembed`.
     """
     result: ReembedResult = _impl("lancedb.reembed").reembed(
         db, name, embed=embed, model=model, dim=dim, source=source, column=column, batch_size=batch_size,

@@ -185,7 +185,7 @@ def test_an_unknown_engine_is_a_usage_error_naming_it(db: Any) -> None:
     ({"source": "text"}, "source must be a non-empty list"),
     ({"source": ["body"]}, "source column 'body' does not exist"),
     ({"index": Index("id")}, "index must be a vector index on 'vector'"),
-    ({"checkpoint": "row"}, "checkpoint must be 'batch' or 'fragment'"),
+    ({"checkpoint": "row"}, "checkpoint must be one of 'auto', 'batch', 'fragment'"),
 ])
 def test_bad_arguments_are_one_line_usage_errors_and_change_nothing(db: Any, kwargs: dict[str, Any],
                                                                       message: str) -> None:
@@ -333,6 +333,133 @@ def test_a_checkpoint_of_a_fragment_that_changed_since_is_not_used(db: Any, tmp_
     assert_embedded(table, NEW_DIM)
 
 
+def one_table(db: Any, rows: int, parts: int, dim: int = OLD_DIM) -> Any:
+    """Table docs in ``parts`` equal fragments, no index (what the tests below measure is the data path)."""
+    step = rows // parts
+    table = db.create_table("docs", data=doc_rows(step, 0, dim))
+    for first in range(step, rows, step):
+        table.add(doc_rows(min(step, rows - first), first, dim))
+    assert len(table.to_lance().get_fragments()) == parts
+    return table
+
+
+def failing_after(calls: int, dim: int = NEW_DIM) -> Any:
+    """An embedding function whose call number ``calls`` fails (the earlier ones finish their batches)."""
+    embed = embedder(dim)
+    seen = {"n": 0}
+
+    def failing(batch: pa.RecordBatch) -> Any:
+        seen["n"] += 1
+        if seen["n"] == calls:
+            raise ConnectionError("embedding service went away")
+        return embed(batch)
+
+    return failing
+
+
+def wchar() -> int:
+    with open("/proc/self/io", encoding="ascii") as f:
+        return next(int(line.split(":")[1]) for line in f if line.startswith("wchar:"))
+
+
+def new_column_bytes(table: Any) -> int:
+    dataset = table.to_lance()
+    ids = {f.id() for f in dataset.lance_schema.fields() if f.name() in ("vector", "vector_model")}
+    return sum(int(d.file_size_bytes) for fragment in dataset.get_fragments() for d in fragment.metadata.files
+               if set(d.fields) & ids)
+
+
+def test_the_batch_checkpoint_writes_the_new_vectors_about_twice_not_four_times(db: Any) -> None:
+    one_table(db, rows=4000, parts=1)
+    before = wchar()
+    reembed(db, "docs", embed=embedder(768), model="m2", dim=768, batch_size=250, checkpoint="batch")
+    written = wchar() - before
+    floor = new_column_bytes(db.open_table("docs"))
+    assert floor > 4000 * 768 * 4
+    # once to the checkpoint (an Arrow IPC file per batch), once to the data file; Lance's pickles in SQLite: ~4x
+    assert written <= 2.3 * floor, written / floor
+    assert_embedded(db.open_table("docs"), 768)
+
+
+@pytest.mark.parametrize(("parts", "granularity", "resumed"), [(1, "batch", 700), (3, "batch", 700),
+                                                               (10, "fragment", 600)])
+def test_auto_keeps_fragments_when_none_holds_over_a_fifth_of_the_rows_else_batches(
+        db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parts: int, granularity: str,
+        resumed: int) -> None:
+    counter = tmp_path / "count"
+    monkeypatch.setenv("REEMBED_COUNT_FILE", str(counter))
+    one_table(db, rows=3000, parts=parts)
+    lines: list[str] = []
+    with pytest.raises(RuntimeError, match="embedding service went away"):  # 7 batches of 100 rows finished
+        reembed(db, "docs", embed=failing_after(8), model="m2", dim=NEW_DIM, batch_size=100, report=lines.append)
+    assert any(f"checkpoint per {granularity}" in line for line in lines), lines
+    batches = list((tmp_path / "db" / ".migrator-reembed").glob("*.batches/*.arrow"))
+    assert len(batches) == (0 if granularity == "fragment" else 7 - 6 * (parts == 10))
+    result = reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, batch_size=100)
+    assert result.rows_resumed == resumed and embedded_rows(str(counter)) == 700 + 3000 - resumed
+    assert_embedded(db.open_table("docs"), NEW_DIM)
+    assert not list((tmp_path / "db" / ".migrator-reembed").iterdir())  # checkpoint and batch files removed
+
+
+def test_a_torn_batch_file_and_a_half_written_one_are_computed_again(db: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = tmp_path / "count"
+    monkeypatch.setenv("REEMBED_COUNT_FILE", str(counter))
+    one_table(db, rows=2000, parts=1)
+    with pytest.raises(RuntimeError):
+        reembed(db, "docs", embed=failing_after(6), model="m2", dim=NEW_DIM, batch_size=200)
+    folder = next((tmp_path / "db" / ".migrator-reembed").glob("*.batches"))
+    files = sorted(folder.glob("*.arrow"))
+    assert [f.name for f in files] == [f"0-{i}.arrow" for i in range(5)]
+    files[2].write_bytes(files[2].read_bytes()[:300])  # torn (a disk fault, or someone else's file)
+    (folder / "0-5.arrow.999.tmp").write_bytes(b"ARROW1 half")  # a write killed before its rename
+    result = reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, batch_size=200)
+    assert_embedded(db.open_table("docs"), NEW_DIM)
+    assert result.rows_embedded == 2000 - 4 * 200 and embedded_rows(str(counter)) == 1000 + 1200
+
+
+def test_a_rerun_with_another_batch_size_does_not_take_the_old_batches(db: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = tmp_path / "count"
+    monkeypatch.setenv("REEMBED_COUNT_FILE", str(counter))
+    one_table(db, rows=2000, parts=1)
+    with pytest.raises(RuntimeError):
+        reembed(db, "docs", embed=failing_after(6), model="m2", dim=NEW_DIM, batch_size=200)
+    result = reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, batch_size=300)
+    assert result.rows_resumed == 0 and result.rows_embedded == 2000  # batch i of 300 rows is not batch i of 200
+    assert_embedded(db.open_table("docs"), NEW_DIM)
+
+
+def test_a_checkpoint_left_after_the_swap_is_removed_by_the_next_reembed_of_the_table(db: Any,
+                                                                                      tmp_path: Path) -> None:
+    one_table(db, rows=1000, parts=1)
+
+    def stop_after_the_swap(line: str) -> None:
+        if line.startswith("docs: swapped"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reembed(db, "docs", embed=embedder(NEW_DIM), model="m2", dim=NEW_DIM, batch_size=200,
+                report=stop_after_the_swap)
+    folder = tmp_path / "db" / ".migrator-reembed"
+    left = list(folder.glob("*.sqlite"))
+    assert len(left) == 1
+    lines: list[str] = []
+    reembed(db, "docs", embed=embedder(8), model="m3", dim=8, batch_size=200, report=lines.append)
+    assert not left[0].exists() and not list(folder.iterdir()), lines
+    assert any(f"removed the checkpoint {left[0].name}" in line for line in lines), lines
+
+
+def test_a_checkpoint_of_a_reembed_still_to_finish_is_kept_by_the_next_reembed(db: Any, tmp_path: Path) -> None:
+    one_table(db, rows=1000, parts=1)
+    with pytest.raises(RuntimeError):
+        reembed(db, "docs", embed=failing_after(3), model="m2", dim=NEW_DIM, batch_size=200)
+    folder = tmp_path / "db" / ".migrator-reembed"
+    unfinished = list(folder.glob("*.sqlite"))
+    reembed(db, "docs", embed=embedder(8), model="m3", dim=8, batch_size=200)  # another model meanwhile
+    assert len(unfinished) == 1 and unfinished[0].exists()
+
+
 MIGRATIONS = {
     "001_docs.py": '''
         from migrator.lancedb import Index, migration
@@ -422,6 +549,16 @@ def test_a_reembed_killed_after_the_new_column_commit_is_restored_and_its_rerun_
     assert not any(line.startswith("swapped") for line in lines), lines
     assert any("restored Lance version" in line for line in rerun), rerun
     assert total == ROWS, (total, rerun)  # the re-run took every fragment from the kept checkpoint
+
+
+def test_a_checkpoint_left_by_a_kill_between_the_swap_and_its_removal_is_removed_by_the_next_run(
+        docs_v1: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REEMBED_PAUSE_AT", "swapped")  # the child waits there: killed after the swap
+    lines, rerun, total = kill_trial(docs_v1, tmp_path, Kill("swapped", 0.2), monkeypatch)
+    assert any("swapped" in line for line in lines) and total == ROWS, (lines, rerun)
+    assert any("removed" in line and "the checkpoint of a reembed interrupted after its swap" in line
+               for line in rerun), rerun
+    assert not list((tmp_path / "db" / ".migrator-reembed").iterdir())
 
 
 @pytest.mark.crash

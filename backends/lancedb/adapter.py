@@ -738,6 +738,7 @@ class LanceBackend:
         """The data is already at ``step.version`` (:attr:`.Recovery.FINISH`): finish without running."""
         report(f"data already at v{stamp} (stamped with its commit), bookkeeping behind; finishing the "
                f"indices and the bookkeeping without running {migration.label} again")
+        self._remove_finished_checkpoints(db, step.table, report)
         try:
             final_version = self._finalize(db, step, report)
         except Exception as exc:
@@ -747,6 +748,22 @@ class LanceBackend:
         attempt = intent.attempt if intent is not None else uuid.uuid4().hex
         return self._record(db, migration, step, attempt, started, final_version,
                             detail="completed after an interrupted run; the data commit was already stamped")
+
+    def _remove_finished_checkpoints(self, db: Any, name: str, report: Report) -> None:
+        """A ``reembed`` killed between its swap and removing its checkpoint left the file: remove it now."""
+        from .checkpoint import checkpoint_folder, remove_finished
+
+        table = open_table(db, name)
+        if table is None:
+            return
+        dataset = table.to_lance()
+        try:
+            removed = remove_finished(checkpoint_folder(dataset.uri), name, dataset)
+        except OSError as exc:  # a leftover file is not worth failing the bookkeeping for: say it
+            report(f"could not remove a finished reembed checkpoint of {name}: {exc}")
+            return
+        for path in removed:
+            report(f"removed {path.name}, the checkpoint of a reembed interrupted after its swap")
 
     def _rollback(self, db: Any, step: LanceStep, ctx: MigrationContext, report: Report) -> str:
         """Undo a failed migration's commits on its table, keeping other writers' appends; a note for the error."""

@@ -63,7 +63,7 @@ from migrator.errors import UsageError
 from migrator.lancedb import ConcurrentWriteError, Index, ReembedResult
 from migrator.progress import RowsTracker
 
-from .checkpoint import KeptCheckpoint, checkpoint_path, prepare
+from .checkpoint import KeptCheckpoint, checkpoint_path, held_batches, prepare, remove_finished
 from .common import (
     CURRENT,
     META_INDICES,
@@ -88,6 +88,8 @@ META_EMBEDDING = "migrator.embedding."
 STAGING = "__reembed_"
 MAX_EMBED_ATTEMPTS = 50   # add_columns refused because a writer appended meanwhile: run again (cheap: checkpoint)
 MAX_CUTOVERS = 200        # swap refused because a writer committed in between: catch up again
+GRANULARITIES = ("auto", "batch", "fragment")
+AUTO_FRAGMENT_SHARE = 0.2  # "auto" keeps fragments only when none holds more than this share of the rows
 
 
 class _Progress(RowsTracker):
@@ -123,7 +125,7 @@ def reembed(
     batch_size: int = 1024,
     index: Index | None = None,
     engine: str | None = None,
-    checkpoint: str = "batch",
+    checkpoint: str = "auto",
     checkpoint_dir: str | Path | None = None,
     report: Report | None = None,
 ) -> ReembedResult:
@@ -156,6 +158,8 @@ def reembed(
         [column, model, dim, list(source), ctx.version if in_migration and ctx is not None else None]),
         directory=checkpoint_dir)
     started = time.perf_counter()
+    for left in remove_finished(path.parent, name, dataset):
+        say(f"removed the checkpoint {left.name}, left by a finished reembed")
 
     _drop_other_staging(table, plan, say)
     table.checkout_latest()
@@ -167,7 +171,8 @@ def reembed(
     if plan.stage in dataset.schema.names:
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
-        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine)
+        resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine,
+                                   version=ctx.version if in_migration and ctx is not None else None)
     say(progress.line() if progress.added else f"embedded {total:,} rows (all from the checkpoint)")
     swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
                                             else None, index, say, progress)
@@ -211,8 +216,9 @@ def _check_arguments(name: str, *, embed: Any, model: Any, dim: Any, source: Any
         raise UsageError(f"{where}: column {column!r} cannot also be a source column")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"{where}: batch_size must be a positive integer (got {batch_size!r})")
-    if checkpoint not in ("batch", "fragment"):
-        raise UsageError(f"{where}: checkpoint must be 'batch' or 'fragment' (got {checkpoint!r})")
+    if checkpoint not in GRANULARITIES:
+        raise UsageError(f"{where}: checkpoint must be one of {', '.join(map(repr, GRANULARITIES))} "
+                         f"(got {checkpoint!r})")
     if index is not None:
         if not isinstance(index, Index):
             raise UsageError(f"{where}: index must be an Index(...) (got {type(index).__name__})")
@@ -237,20 +243,25 @@ def _drop_other_staging(table: Any, plan: _Plan, say: Report) -> None:
 
 
 def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path: Path, granularity: str,
-           progress: _Progress, say: Report, engine: str = "local") -> tuple[int, int]:
+           progress: _Progress, say: Report, engine: str = "local", *, version: int | None = None
+           ) -> tuple[int, int]:
     """Step 1: add the staging columns, resuming from the checkpoint; returns (rows resumed, attempts)."""
     import lance
 
     resumed = 0
+    granularity = choose_granularity(granularity, dataset, path)
+    target = {"table": plan.name, "column": plan.column, "model": plan.model, "dim": plan.dim,
+              "source": list(plan.source), "version": version}
     for attempt in range(1, MAX_EMBED_ATTEMPTS + 1):
-        cache, held = prepare(path, dataset, batches=granularity == "batch", batch_size=plan.batch_size)
+        cache, held = prepare(path, dataset, batches=granularity == "batch", batch_size=plan.batch_size,
+                              target=target)
         progress.total = int(dataset.count_rows())
         if attempt == 1:
             resumed = held
             progress.done = held
             say(f"embedding {progress.total:,} rows of {', '.join(plan.source)} with {plan.model} into {plan.column} "
-                f"({plan.dim} dimensions)" + (f"; about {held:,} are in the checkpoint of an interrupted run"
-                                              if held else ""))
+                f"({plan.dim} dimensions, checkpoint per {granularity})"
+                + (f"; about {held:,} are in the checkpoint of an interrupted run" if held else ""))
         udf = lance.batch_udf(output_schema=plan.output)(_udf(plan, embed, progress))
         udf.cache = cache
         try:
@@ -277,6 +288,25 @@ def _embed(db: Any, dataset: Any, plan: _Plan, embed: Callable[[Any], Any], path
         f"{plan.name}: other writers committed during each of {MAX_EMBED_ATTEMPTS} attempts to add the new "
         f"vectors; nothing was swapped, the table is as they left it (the checkpoint keeps the work done) — run "
         "again when they write less often", line=plan.name, restored=True)
+
+
+def choose_granularity(requested: str, dataset: Any, path: Path) -> str:
+    """``"auto"``: per fragment when no fragment holds over :data:`AUTO_FRAGMENT_SHARE` of the rows, else per batch.
+
+    A kill loses the fragment in progress with ``"fragment"`` (the vectors are written once) and one batch with
+    ``"batch"`` (each batch's vectors are written twice: to the checkpoint, then to the data file). With every
+    fragment at most a fifth of the rows, a kill at half way and a re-run embed at most 1.2x the rows, within
+    the 1.25x target, for 1x the bytes; a larger fragment (a table written in one go is one fragment of up to
+    1M rows) would lose more than the target allows, so it gets batches. An interrupted run that kept batches
+    keeps its granularity, so its re-run uses them.
+    """
+    if requested != "auto":
+        return requested
+    if held_batches(path):
+        return "batch"
+    sizes = [int(f.metadata.physical_rows or 0) for f in dataset.get_fragments()]
+    total = sum(sizes)
+    return "fragment" if total and max(sizes) <= AUTO_FRAGMENT_SHARE * total else "batch"
 
 
 def _preempted(exc: BaseException) -> bool:
