@@ -75,9 +75,14 @@ KINDS: dict[str, tuple[str, str, str | None, str]] = {
     "add not null": (
         '''pa.field("id", pa.int64(), nullable=False), pa.field("text", pa.string()), pa.field("n", pa.int32()),
            pa.field("vector", pa.list_(pa.float32(), 4)), pa.field("score", pa.float64(), nullable=False)''',
-        'recreate_table(db, "docs", schema=DOCS_SCHEMA, transform=transform)',
-        'return batch.append_column("score", pa.array([float(i) for i in batch.column("id").to_pylist()]))',
+        'add_computed_column(db, "docs", pa.field("score", pa.float64(), nullable=False), compute_score)',
+        'return pa.array([float(i) for i in batch.column("id").to_pylist()])',
         "docs: add column score (double, not null)"),
+    "castable type change": (
+        '''pa.field("id", pa.int64(), nullable=False), pa.field("text", pa.string()), pa.field("n", pa.int64()),
+           pa.field("vector", pa.list_(pa.float32(), 4))''',
+        'cast_column(db, "docs", "n", pa.int64())', None,
+        "docs: change the type of n: int32 -> int64"),
     "make not null": (
         '''pa.field("id", pa.int64(), nullable=False), pa.field("text", pa.string(), nullable=False),
            pa.field("n", pa.int32()), pa.field("vector", pa.list_(pa.float32(), 4))''',
@@ -257,7 +262,7 @@ def test_native_steps_run_before_the_recreation_in_one_migration(tmp_path: Path,
     start_docs(project)
     schemas(project, docs_schema('''
         pa.field("id", pa.int64()), pa.field("body", pa.string(), metadata={"migrator.renamed_from": "text"}),
-        pa.field("vector", pa.list_(pa.float32(), 4)), pa.field("tags", pa.list_(pa.string())),
+        pa.field("vector", pa.list_(pa.float32(), 8)), pa.field("tags", pa.list_(pa.string())),
         pa.field("score", pa.float64(), nullable=False)'''))
     (path,) = generate(project, "several")
     body = path.read_text(encoding="utf-8").split("def several(db):\n")[1]
@@ -266,9 +271,12 @@ def test_native_steps_run_before_the_recreation_in_one_migration(tmp_path: Path,
         '    drop_columns(db, "docs", ["n"])',
         '    make_nullable(db, "docs", "id")',
         '    add_columns(db, "docs", [pa.field("tags", pa.list_(pa.string()))])',
+        '    add_computed_column(db, "docs", pa.field("score", pa.float64(), nullable=False), compute_score)',
         '    recreate_table(db, "docs", schema=DOCS_SCHEMA, transform=transform)',
     ]
-    fill_stub(path, KINDS["add not null"][2])
+    fill_stub(path, KINDS["add not null"][2])  # compute_score comes first, then the transform
+    fill_stub(path, 'return batch.set_column(batch.schema.get_field_index("vector"), "vector", pa.array('
+                    '[v + v for v in batch.column("vector").to_pylist()], pa.list_(pa.float32(), 8)))')
     upgraded(project)
     assert db_of(project).open_table("docs").to_arrow().column("body").to_pylist() == [f"t{i}" for i in range(5)]
     checked_clean(project)

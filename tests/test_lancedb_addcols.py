@@ -161,6 +161,15 @@ def test_a_type_change_takes_the_overwrite_at_once(db: Any, memos: Any) -> None:
     assert any("rewriting memos: column rev changes type (int64 to int32)" in line for line in lines), lines
 
 
+def test_a_field_metadata_change_takes_the_overwrite_and_lands_in_the_schema(db: Any, memos: Any) -> None:
+    schema = db.open_table("memos").schema
+    at = schema.get_field_index("rev")
+    target = schema.set(at, schema.field(at).with_metadata({"doc": "the revision"}))
+    result = recreate_table(db, "memos", schema=target)
+    assert result.path == "overwrite"
+    assert db.open_table("memos").schema.field("rev").metadata == {b"doc": b"the revision"}
+
+
 def test_the_columns_path_carries_the_stamp_in_its_commit(tmp_path: Path) -> None:
     files = {
         "001_memos.py": '''

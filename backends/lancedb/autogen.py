@@ -12,8 +12,11 @@ What each difference becomes (one migration per changed table, see :func:`helper
 * a column renamed: ``rename_column``, only when the target field's metadata says
   ``{"migrator.renamed_from": "<old name>"}`` (otherwise it is a drop and an add);
 * a column made nullable: ``make_nullable``;
-* a type change, a new non-null column, a column made non-null: ``recreate_table`` with the target schema and
-  a ``transform`` stub that raises until it is edited, its comments naming what must be computed;
+* a new non-null column: ``add_computed_column`` (writes that column only) with a compute stub that raises until
+  it is edited;
+* a type Lance can cast natively (asked of an empty scratch dataset): ``cast_column`` (rewrites that column only);
+* a type Lance cannot cast (a vector's dimension), a column made non-null: ``recreate_table`` with the target
+  schema and a ``transform`` stub that raises until it is edited, its comments naming what must be computed;
 * field or schema metadata changed (keys of the target schema): ``recreate_table`` with the target schema
   (no computation: the values are copied);
 * an index declared in INDICES and not on the table, or on it with other parameters: the decorator's
@@ -26,6 +29,7 @@ Tables in the database that SCHEMAS does not name are reported, never dropped. C
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,7 +54,8 @@ _FORM = "'package.module:attribute'"
 
 # the order the helpers run in inside one migration: recreate_table last (its commit carries the version stamp)
 LINE = 120  # the longest generated line where a shorter form exists (ruff's E501 at this project's length)
-HELPER_ORDER = ("rename_column", "drop_columns", "make_nullable", "add_columns", "recreate_table")
+HELPER_ORDER = ("rename_column", "drop_columns", "make_nullable", "add_columns", "add_computed_column",
+                "cast_column", "recreate_table")
 
 
 # -- loading the target ---------------------------------------------------------------------------------------------
@@ -217,12 +222,19 @@ class Change:
 def helper_for(change: Change) -> str:
     """The ``migrator.lancedb`` helper that makes one change: the one place that picks it.
 
-    Native evolution where Lance can (O(1)); ``recreate_table`` (a streamed rewrite, with a transform to fill
-    in where values must be computed) where it cannot.
+    Native evolution where Lance can (O(1)); a new non-null column by ``add_computed_column`` (writes that column
+    only, with a compute function to fill in); a type Lance can cast natively by ``cast_column`` (rewrites that
+    column only); ``recreate_table`` (a streamed rewrite, with a transform to fill in where values must be
+    computed) for the rest: a type Lance cannot cast (a vector's dimension), a column made non-null, metadata.
     """
     if change.kind == "add":
         assert change.target is not None
-        return "add_columns" if change.target.nullable else "recreate_table"
+        return "add_columns" if change.target.nullable else "add_computed_column"
+    if change.kind == "type":
+        assert change.live is not None and change.target is not None
+        from .computed import castable_natively
+
+        return "cast_column" if castable_natively(change.live, change.target.type) else "recreate_table"
     return {"drop": "drop_columns", "rename": "rename_column", "nullable": "make_nullable"}.get(
         change.kind, "recreate_table")
 
@@ -397,9 +409,13 @@ def render_changes(name: str, table: Any, schema: pa.Schema, declared: Sequence[
     used = [h for h in helpers if h in RENDERERS]
     if "recreate_table" in used and declared:
         wanted = list(declared)  # a recreation drops the indices of retyped columns: every declared one is ensured
-    return TableChanges(table=name, version=version, changes=tuple(lines), preamble="\n\n\n".join(preamble),
+    module_code = "\n\n\n".join(preamble)
+    if module_code.startswith("def "):
+        module_code = "\n" + module_code  # two blank lines after the imports before a function (a constant: one)
+    return TableChanges(table=name, version=version, changes=tuple(lines), preamble=module_code,
                         body="\n    ".join(statements), indices=tuple(index_code(s) for s in wanted),
-                        imports=_imports(["migration", *used], wanted, pyarrow=bool(preamble) or "add_columns" in used))
+                        imports=_imports(["migration", *used], wanted,
+                                         pyarrow=bool(preamble) or bool({"add_columns", "cast_column"} & set(used))))
 
 
 def _rename(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
@@ -417,6 +433,45 @@ def _nullable(name: str, changes: list[Change], schema: pa.Schema, version: int)
 def _add(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
     fields = ", ".join(field_code(c.target) for c in changes if c.target is not None)
     return [f"add_columns(db, {_string(name)}, [{fields}])"], []
+
+
+def _computed(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
+    """A new non-null column: ``add_computed_column`` with a compute stub that raises until edited."""
+    statements: list[str] = []
+    preamble: list[str] = []
+    taken: set[str] = set()
+    for change in changes:
+        assert change.target is not None
+        func = _compute_name(change.column, taken)
+        raised = f"    raise NotImplementedError({_string(f'fill in {func} of {name} v{version}')})"
+        if len(raised) > LINE:
+            raised = f"    raise NotImplementedError({_string(f'fill in {func} of v{version}')})"
+        preamble.append(
+            f"def {func}(batch: pa.RecordBatch) -> pa.Array:\n"
+            f"    \"\"\"The new column's value for every row of the batch: one per row, no nulls.\"\"\"\n"
+            f"    # Must be computed here (then delete the raise): {textwrap.shorten(change.describe(), 80)}\n"
+            f"{raised}")
+        statements.append(f"add_computed_column(db, {_string(name)}, {field_code(change.target)}, {func})")
+    return statements, preamble
+
+
+def _compute_name(column: str, taken: set[str]) -> str:
+    """``compute_<column>`` as a Python identifier, distinct from the others of the file."""
+    base = "compute_" + (re.sub(r"[^0-9A-Za-z_]", "_", column) or "column")
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _cast(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
+    statements = []
+    for change in changes:
+        assert change.target is not None
+        column, kind = _string(change.column), type_code(change.target.type)
+        statements.append(f"cast_column(db, {_string(name)}, {column}, {kind})")
+    return statements, []
 
 
 def _recreate(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
@@ -445,6 +500,8 @@ RENDERERS = {
     "drop_columns": _drop,
     "make_nullable": _nullable,
     "add_columns": _add,
+    "add_computed_column": _computed,
+    "cast_column": _cast,
     "recreate_table": _recreate,
 }
 

@@ -252,6 +252,11 @@ def _drop_index(db: Any, name: str, index_name: str, where: str) -> None:
     retry(drop, what="drop index")
 
 
+def castable_natively(field: Any, type: Any) -> bool:
+    """Whether Lance's native cast (``alter_columns(data_type=...)``) takes ``field`` to ``type``."""
+    return _castable(field, type) is None
+
+
 def _castable(field: Any, type: Any) -> str | None:
     """Lance's refusal to cast ``field`` to ``type`` (asked of an empty scratch dataset), or None."""
     import tempfile

@@ -5,11 +5,11 @@ falls back to its streamed overwrite when this raises :class:`Differs`):
 
 * **Plan** (from the schemas and the transform's output for the first batch,
   which the overwrite path computes anyway): a column of the new schema that
-  the table has with the same name, type and nullability is *kept*; a new
-  column whose values equal, on the first batch, those of a column the new
+  the table has with the same name, type, nullability and field metadata is
+  *kept*; a new column whose values equal, on the first batch, those of a column the new
   schema drops (same type and nullability) is that column *renamed*; every
   other new column is *written*. A column that keeps its name but changes
-  type or nullability means a rewrite at once.
+  type, nullability or field metadata means a rewrite at once.
 * **Write** (:mod:`.colwrite`): each fragment's batches go through the
   transform once; the kept and renamed columns of its output are compared
   with the batch read, and only the written columns are stored. The first
@@ -93,6 +93,8 @@ def plan(source: Any, target: Any, first: Any, first_out: Any) -> Plan:
                 raise Differs(f"column {f.name} changes type ({old.type} to {f.type})")
             if old.nullable != f.nullable:
                 raise Differs(f"column {f.name} becomes {'nullable' if f.nullable else 'non-null'}")
+            if (old.metadata or {}) != (f.metadata or {}):
+                raise Differs(f"column {f.name}'s field metadata changes")  # kept columns keep the table's field
             kept[f.name] = f.name
         else:
             fresh.append(f)
@@ -100,6 +102,7 @@ def plan(source: Any, target: Any, first: Any, first_out: Any) -> Plan:
     written = []
     for f in fresh:
         match = next((old for old in free if old.type.equals(f.type) and old.nullable == f.nullable
+                      and (old.metadata or {}) == (f.metadata or {})
                       and first.num_rows and first_out.num_rows == first.num_rows
                       and first_out.column(f.name).equals(first.column(old.name))), None)
         if match is not None:
