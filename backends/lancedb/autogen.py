@@ -28,12 +28,9 @@ Tables in the database that SCHEMAS does not name are reported, never dropped. C
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from migrator.errors import ConfigError
+from migrator.importing import load_attribute
 from migrator.lancedb import TABLE_NAME, Index
 
 from ..base import ModelChanges, TableChanges
@@ -50,7 +48,6 @@ from .indices import same_index
 KEY = "target_schemas"
 INDICES_ATTRIBUTE = "INDICES"
 RENAMED_FROM = "migrator.renamed_from"
-_FORM = "'package.module:attribute'"
 
 # the order the helpers run in inside one migration: recreate_table last (its commit carries the version stamp)
 LINE = 120  # the longest generated line where a shorter form exists (ruff's E501 at this project's length)
@@ -78,26 +75,11 @@ def load_target(target: object, where: str, root: Path | None) -> Target:
     """
     if isinstance(target, Mapping):
         return Target(KEY, _schemas(target, where, KEY), {})
-    if not isinstance(target, str):
-        raise ConfigError(f"{where}: {KEY} must be a string {_FORM} (got {type(target).__name__})")
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not _dotted(module_name) or not _dotted(attribute):
-        raise ConfigError(f"{where}: {KEY} {target!r} must have the form {_FORM}")
-    with _searching(root):
-        try:
-            module: Any = importlib.import_module(module_name)
-        except Exception as exc:  # ImportError, a SyntaxError in the module, anything it raises on import
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ConfigError(f"{where}: {KEY} {target!r}: cannot import {module_name!r}: "
-                              f"{type(exc).__name__}: {reason}") from exc
-    found: Any = module
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ConfigError(f"{where}: {KEY} {target!r}: {module_name!r} has no attribute {attribute!r}")
-        found = getattr(found, part)
+    module, found = load_attribute(target, KEY, where, root)
     schemas = _schemas(found, where, f"{KEY} {target!r}")
-    indices = _indices(getattr(module, INDICES_ATTRIBUTE, None), schemas, where, f"{module_name}.{INDICES_ATTRIBUTE}")
-    return Target(target, schemas, indices)
+    indices = _indices(getattr(module, INDICES_ATTRIBUTE, None), schemas, where,
+                       f"{module.__name__}.{INDICES_ATTRIBUTE}")
+    return Target(str(target), schemas, indices)
 
 
 def _schemas(found: Any, where: str, what: str) -> dict[str, pa.Schema]:
@@ -148,25 +130,6 @@ def _indices(found: Any, schemas: Mapping[str, pa.Schema], where: str, what: str
             raise ConfigError(f"{where}: {what}: table {name!r} names the index {twice[0]!r} twice")
         indices[name] = list(specs)
     return indices
-
-
-def _dotted(text: str) -> bool:
-    return bool(text) and all(part.isidentifier() for part in text.split("."))
-
-
-@contextmanager
-def _searching(root: Path | None) -> Iterator[None]:
-    """``root`` first on ``sys.path`` for the import, as it was afterwards."""
-    entry = str(root) if root is not None else None
-    if entry is None or entry in sys.path:
-        yield
-        return
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
 
 
 # -- comparing ------------------------------------------------------------------------------------------------------

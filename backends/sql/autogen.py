@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import ast
 import builtins
-import importlib
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from migrator.errors import ConfigError
+from migrator.importing import load_attribute
 
 from ..base import ModelChanges
-from .messages import first_line
-
-_FORM = "'package.module:attribute'"
 
 
 def load_metadata(target: object, where: str, root: Path | None) -> sa.MetaData:
@@ -35,21 +30,7 @@ def load_metadata(target: object, where: str, root: Path | None) -> sa.MetaData:
     """
     if isinstance(target, sa.MetaData):
         return target
-    if not isinstance(target, str):
-        raise ConfigError(f"{where}: target_metadata must be a string {_FORM} (got {type(target).__name__})")
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not _dotted(module_name) or not _dotted(attribute):
-        raise ConfigError(f"{where}: target_metadata {target!r} must have the form {_FORM}")
-    with _searching(root):
-        try:
-            found: Any = importlib.import_module(module_name)
-        except Exception as exc:  # ImportError, a SyntaxError in the module, anything it raises on import
-            raise ConfigError(f"{where}: target_metadata {target!r}: cannot import {module_name!r}: "
-                              f"{type(exc).__name__}: {first_line(str(exc))}") from exc
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ConfigError(f"{where}: target_metadata {target!r}: {module_name!r} has no attribute {attribute!r}")
-        found = getattr(found, part)
+    _, found = load_attribute(target, "target_metadata", where, root)
     inner = getattr(found, "metadata", None)
     if isinstance(found, type) and isinstance(inner, sa.MetaData):
         found = inner  # a declarative base class: its MetaData
@@ -57,25 +38,6 @@ def load_metadata(target: object, where: str, root: Path | None) -> sa.MetaData:
         raise ConfigError(f"{where}: target_metadata {target!r} is a {type(found).__name__}, "
                           "not a SQLAlchemy MetaData")
     return found
-
-
-def _dotted(text: str) -> bool:
-    return bool(text) and all(part.isidentifier() for part in text.split("."))
-
-
-@contextmanager
-def _searching(root: Path | None) -> Iterator[None]:
-    """``root`` first on ``sys.path`` for the import, as it was afterwards."""
-    entry = str(root) if root is not None else None
-    if entry is None or entry in sys.path:
-        yield
-        return
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
 
 
 def compare(conn: sa.Connection, metadata: sa.MetaData, version_table: str) -> ModelChanges | None:
