@@ -155,6 +155,14 @@ def legacy_digest(*contents: bytes) -> str | None:
     return hasher.hexdigest()
 
 
+def seed_folder_names(folder: Path) -> list[str]:
+    """The names in a seeds folder, sorted; LoaderError naming the folder when it cannot be read."""
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as exc:
+        raise LoaderError(f"seeds folder {folder}: cannot be read: {exc.strerror or type(exc).__name__}") from None
+
+
 def import_file(path: Path, namespace: str = "migrator_migrations") -> ModuleType:
     """Import a Python migration file as a fresh module; LoaderError naming the file on failure.
 

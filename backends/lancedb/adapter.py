@@ -128,6 +128,7 @@ from .common import (
     open_table,
     recorded_indices,
     stamp_of,
+    table_names,
 )
 from .drift import Seen
 from .drift import find as find_drift
@@ -375,7 +376,7 @@ class LanceBackend:
         for migration in self.discover():
             newest[migration.line] = max(newest.get(migration.line, 0), migration.version)
         with self._reading() as db:
-            live = [] if db is None else _all_tables(db)
+            live = [] if db is None else table_names(db)
             return autogen.compare(db, wanted, versions=newest, live_tables=live, where=where,
                                    ignore=(self.version_table, self._books.history))
 
@@ -505,7 +506,7 @@ class LanceBackend:
             report("nothing to back up: the database does not exist yet")
             return tag
         db = self._connect()
-        names = _all_tables(db)
+        names = table_names(db)
         for name in names:
             table = open_table(db, name)
             if table is None:
@@ -792,16 +793,5 @@ class LanceBackend:
                                detail=self._scrub(f"{type(exc).__name__}: {exc}")[:2000])
         except Exception:
             pass
-
-
-def _all_tables(db: Any) -> list[str]:
-    names: list[str] = []
-    token = None
-    while True:
-        page = db.list_tables(page_token=token)
-        names.extend(page.tables)
-        token = getattr(page, "page_token", None)
-        if not token:
-            return names
 
 

@@ -83,6 +83,18 @@ class MigrationContext:
 CURRENT: ContextVar[MigrationContext | None] = ContextVar("migrator_lance_migration", default=None)
 
 
+def table_names(db: Any) -> list[str]:
+    """Every table of the connection, page after page."""
+    names: list[str] = []
+    token = None
+    while True:
+        page = db.list_tables(page_token=token)
+        names.extend(page.tables)
+        token = getattr(page, "page_token", None)
+        if not token:
+            return names
+
+
 def open_table(db: Any, name: str) -> Any | None:
     """The table at its latest version, or None when it does not exist."""
     try:

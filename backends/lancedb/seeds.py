@@ -8,7 +8,6 @@ already stored with equal values go through one
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from migrator.errors import LoaderError, MigrationFailed
 from migrator.lancedb import seed_spec_of
-from migrator.loader import import_file
+from migrator.loader import import_file, seed_folder_names
 
 from ..base import Report, Seed, Seeded
 from .common import open_table
@@ -53,10 +52,7 @@ class _Refused(Exception):
 
 def load(folder: Path) -> list[Seed]:
     """Every ``@seed`` function of the folder's ``.py`` files, in file-name then definition order."""
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        raise LoaderError(f"seeds folder {folder}: cannot be read: {exc.strerror or type(exc).__name__}") from None
+    names = seed_folder_names(folder)
     seeds: list[Seed] = []
     for name in names:
         path = folder / name

@@ -11,7 +11,6 @@ idempotent (``INSERT ... ON CONFLICT DO NOTHING`` / ``DO UPDATE``, both SQLite a
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +51,7 @@ class SeedError(Exception):
 
 def seed_files(folder: Path) -> list[Path]:
     """The folder's seed files in file-name order; LoaderError naming one that is not a readable file."""
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        raise LoaderError(f"seeds folder {folder}: cannot be read: {exc.strerror or type(exc).__name__}") from None
+    names = loader.seed_folder_names(folder)
     found = []
     for name in names:
         if name.startswith((".", "_")) or not name.endswith(SUFFIXES):

@@ -115,10 +115,12 @@ def _triggers(conn: Any) -> list[str]:
 def lance_schema(uri: str, storage_options: dict[str, Any], skip: Iterable[str]) -> list[str]:
     import lancedb
 
+    from migrator.backends.lancedb.common import table_names
+
     skipped = set(skip)
     db = lancedb.connect(uri, storage_options=storage_options or None)
     facts: list[str] = []
-    for name in _lance_tables(db):
+    for name in table_names(db):
         if name in skipped:
             continue
         table = db.open_table(name)
@@ -133,17 +135,6 @@ def lance_schema(uri: str, storage_options: dict[str, Any], skip: Iterable[str])
         for index in table.list_indices():
             facts.append(f"{at} index {index.name} {index.index_type} ({', '.join(index.columns)})")
     return sorted(facts)
-
-
-def _lance_tables(db: Any) -> list[str]:
-    names: list[str] = []
-    page_token = None
-    while True:
-        page = db.list_tables(page_token=page_token)
-        names.extend(page.tables)
-        page_token = getattr(page, "page_token", None)
-        if not page_token:
-            return names
 
 
 def _metadata(metadata: dict[bytes, bytes] | None) -> str:
