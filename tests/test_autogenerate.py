@@ -187,6 +187,21 @@ def test_check_passes_when_models_match(project: Project) -> None:
     assert (result.code, result.out.strip()) == (0, "up to date")
 
 
+def test_an_empty_string_server_default_settles_once_its_migration_is_applied(project: Project) -> None:
+    module = models(project, '''
+        import sqlalchemy as sa
+        metadata = sa.MetaData()
+        sa.Table("notes", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("body", sa.Text, nullable=False, server_default=""),
+                 sa.Column("title", sa.Text, server_default="untitled"))
+    ''')
+    target(project, f"{module}:metadata")
+    assert project.cli("new", "notes", "--autogenerate").code == 0
+    assert project.cli("upgrade").code == 0
+    result = project.cli("check")
+    assert (result.code, result.out.strip()) == (0, "up to date"), result.out + result.err
+
+
 def test_autogenerate_refused_while_migrations_are_pending(sqlite_project: Project) -> None:
     sqlite_project.write("001_a.up.sql", "CREATE TABLE a (id INTEGER);\n")
     target(sqlite_project, f"{models(sqlite_project, MODELS_V1)}:metadata")

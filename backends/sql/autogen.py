@@ -22,6 +22,26 @@ from migrator.importing import load_attribute
 from ..base import ModelChanges
 
 
+def _same_default(context: Any, inspected_column: Any, metadata_column: Any, inspected_default: str | None,
+                  metadata_default: Any, rendered_metadata_default: str | None) -> bool | None:
+    """False (no change) when the two defaults are the same text once SQLite's parentheses and quotes are off;
+    None (Alembic decides) otherwise. Alembic alone never settles ``server_default=""`` on SQLite: the
+    database reports ``('')`` and Alembic takes the empty rendering for "no default", so ``check`` failed forever
+    after the generated migration had been applied."""
+    if context.dialect.name != "sqlite" or inspected_default is None or rendered_metadata_default is None:
+        return None
+    return False if _bare(inspected_default) == _bare(rendered_metadata_default) else None
+
+
+def _bare(text: str) -> str:
+    value = text.strip()
+    while len(value) >= 2 and value[0] == "(" and value[-1] == ")":
+        value = value[1:-1].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return value
+
+
 def load_metadata(target: object, where: str, root: Path | None) -> sa.MetaData:
     """The ``MetaData`` that ``target_metadata`` names (``"app.models:metadata"``), or ``target`` itself.
 
@@ -53,7 +73,7 @@ def compare(conn: sa.Connection, metadata: sa.MetaData, version_table: str) -> M
 
     context = MigrationContext.configure(conn, opts={
         "compare_type": True,
-        "compare_server_default": True,
+        "compare_server_default": _same_default,
         "include_name": include_name,
         "include_object": include_object,
     })
