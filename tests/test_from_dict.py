@@ -81,7 +81,8 @@ def test_an_unknown_key_is_one_line_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         Migrator.from_dict({"backends": {"db": {"type": "sql", "url": "sqlite:///app.db", "urll": "x"}}},
                            base=tmp_path)
-    assert str(caught.value) == "Migrator.from_dict: unknown key backends.db.'urll' for a sql backend"
+    assert str(caught.value) == ("Migrator.from_dict: unknown key backends.db.'urll' for a sql backend "
+                                 "(did you mean 'url'?)")
     assert caught.value.exit_code == 2
 
 

@@ -140,6 +140,17 @@ SLOW_STEP = {
     "recreate": '''
 def slow(batch):
     time.sleep(0.25)  # long enough for the tracker's ticks (every 0.5 s): a bar to draw
+    text = pa.array([t + "!" for t in batch.column("text").to_pylist()])  # a changed column: the overwrite
+    return batch.set_column(1, "text", text).append_column("flag", pa.array([True] * batch.num_rows))
+
+
+@migration(table="docs", version=2, description="add a flag", indices=INDICES)
+def add_flag(db):
+    recreate_table(db, "docs", transform=slow, batch_size=100)
+''',
+    "columns": '''
+def slow(batch):
+    time.sleep(0.25)
     return batch.append_column("flag", pa.array([True] * batch.num_rows))
 
 
@@ -158,7 +169,7 @@ def embed_again(db):
     reembed(db, "docs", embed=slow, model="m2", dim=8, batch_size=100, index=INDICES[0])
 ''',
 }
-ACTION = {"recreate": "copied", "reembed": "embedded"}
+ACTION = {"recreate": "copied", "columns": "computed", "reembed": "embedded"}
 
 
 def _lance_project(root: Path, step: str) -> Path:
@@ -201,6 +212,17 @@ def test_a_long_lancedb_step_shows_rows_rate_and_eta_then_an_index_spinner_on_a_
     assert " rows/s, ETA " in text and "/600 rows" in text           # the bar's detail column
     assert "index vector_idx on vector (slow)" in text
     assert any(frame in text for frame in SPINNER_FRAMES) and "0:00:0" in text  # spinner and elapsed time
+
+
+@pytest.mark.lancedb
+def test_a_recreation_that_only_adds_a_column_reports_its_path_and_the_rows_computed(tmp_path: Path) -> None:
+    root = _lance_project(tmp_path / "proj", "columns")
+    proc = subprocess.run([sys.executable, "-m", "migrator", "upgrade"], cwd=root, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "vec: docs v2 (add a flag): adding column flag (no rewrite, 1 index kept)" in lines, lines
+    assert any(line.startswith("vec: docs v2 (add a flag): computed 600 of 600 rows (") for line in lines), lines
 
 
 @pytest.mark.lancedb

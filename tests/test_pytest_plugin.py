@@ -314,6 +314,7 @@ def test_loading_the_plugin_imports_no_database_library(pytester: pytest.Pyteste
 def test_the_ready_tests_pass_on_the_example_migrations(pytester: pytest.Pytester) -> None:
     """The repository's own example project (``migrations/``, ``[tool.migrator]`` of pyproject.toml)."""
     shutil.copytree(REPO / "migrations", pytester.path / "migrations")
+    shutil.copytree(REPO / "seeds", pytester.path / "seeds")  # the config names the seeds folders
     config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     start = config.index("[tool.migrator]")
     end = config.index("[tool.pytest.ini_options]")

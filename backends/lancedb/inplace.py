@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.lancedb import Index
+from migrator.progress import RowsTracker
 
 from .colwrite import ColumnWrite, commit_columns, write_columns
 from .common import META_ATTEMPT, META_INDICES, META_SOURCE, TX_ATTEMPT, TX_OP, Report, indices_json
@@ -156,15 +157,19 @@ def add_in_place(
     staging = the_plan.staging
     output = pa.schema([f.with_name(stage) for stage, f in zip(staging, the_plan.written, strict=True)])
     counter = [0]
+    progress = RowsTracker(say, "computed", dataset.count_rows())
 
     def compute(batch: Any) -> Any:
         counter[0] += 1
         out = transform_batch(batch)
         compare(the_plan, batch, out, counter[0])
+        progress.add(batch.num_rows)
         return pa.RecordBatch.from_arrays([out.column(f.name) for f in the_plan.written], schema=output)
 
     write = ColumnWrite(compute, output, list(dataset.schema.names), batch_size)
     write_columns(dataset, write)
+    if progress.added:
+        say(progress.line())
     meta = {k: v for k, v in (the_plan.target.metadata or {}).items()}
     meta = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in meta.items()}
