@@ -4,13 +4,13 @@ no escape codes off a terminal or with NO_COLOR (https://no-color.org), colour o
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ptyrun import on_a_pty
 
 from conftest import Project, write_config
 
@@ -103,24 +103,7 @@ def test_a_step_over_a_second_is_shown_in_seconds_below_in_ms(sqlite_project: Pr
 
 
 def _on_a_pty(args: list[str], cwd: Path, **env: str) -> str:
-    master, slave = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM", "COLUMNS")}
-    environ.update(TERM="xterm-256color", COLUMNS="120", **env)
-    proc = subprocess.Popen([sys.executable, "-m", "migrator", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, env=environ)
-    os.close(slave)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    return on_a_pty(args, cwd, columns=120, timeout=120, **env)
 
 
 def _pending_project(root: Path) -> Path:

@@ -8,14 +8,13 @@ terminal it prints plain lines, a rows line only every few seconds (the notable 
 from __future__ import annotations
 
 import io
-import os
-import pty
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from ptyrun import on_a_pty
 from rich.console import Console
 
 from migrator import progress
@@ -181,25 +180,7 @@ def _lance_project(root: Path, step: str) -> Path:
 
 
 def _on_a_pty(args: list[str], cwd: Path, **env: str) -> str:
-    """Run ``migrator ARGS`` with stdout and stderr on a pseudo-terminal; everything it wrote."""
-    master, slave = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM", "COLUMNS")}
-    environ.update(TERM="xterm-256color", COLUMNS="160", **env)
-    proc = subprocess.Popen([sys.executable, "-m", "migrator", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, env=environ)
-    os.close(slave)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the pty
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    return on_a_pty(args, cwd, columns=160, timeout=300, **env)
 
 
 @pytest.mark.lancedb
