@@ -156,10 +156,13 @@ def recreate_table(
         raise TypeError(f"recreate_table: schema must be a pyarrow.Schema (got {type(schema).__name__})")
     ctx = CURRENT.get()
     engine = resolve_engine(engine, ctx.engine if ctx is not None else None, "recreate_table")
-    in_migration = ctx is not None and ctx.table == name
-    say = ctx.report if ctx is not None and in_migration and report is None else \
+    own = ctx if ctx is not None and ctx.table == name else None  # the migration of this very table, if any
+    in_migration = own is not None
+    migration_version = own.version if own is not None else None
+    deferred_reported = own.deferred_reported if own is not None else None
+    say = own.report if own is not None and report is None else \
         prefixed(report or (ctx.report if ctx is not None else no_report), name)
-    attempt = ctx.attempt if ctx is not None and in_migration else uuid.uuid4().hex
+    attempt = own.attempt if own is not None else uuid.uuid4().hex
     rounds = retries + 1
     for round_no in range(1, rounds + 1):
         table = open_table(db, name)
@@ -199,8 +202,8 @@ def recreate_table(
         if surviving:
             meta[META_INDICES] = indices_json(surviving)
         meta[META_ATTEMPT] = attempt
-        if ctx is not None and in_migration:  # never lower it (an out-of-order migration)
-            meta[META_VERSION] = str(max(ctx.version, stamp_of(old_meta) or 0))
+        if migration_version is not None:  # never lower it (an out-of-order migration)
+            meta[META_VERSION] = str(max(migration_version, stamp_of(old_meta) or 0))
         elif META_VERSION in old_meta:
             meta[META_VERSION] = old_meta[META_VERSION]
         target = pa.schema(list(target), metadata=meta)
@@ -208,14 +211,14 @@ def recreate_table(
         if engine == "local" and total > 0 and first.num_rows:
             try:
                 fast = _in_place(db, name, dataset, first, first_out, target, transform, specs, batch_size, attempt,
-                                 say, round_no, ctx.deferred_reported if ctx is not None and in_migration else None,
+                                 say, round_no, deferred_reported,
                                  in_migration, total)
             except _Restart as restart:
                 if round_no < rounds:
                     say(f"another writer committed {restart} while the columns were written (not only appends): "
                         "starting again from the latest version")
                     continue
-                raise _gave_up(name, restart, rounds, ctx.version if ctx is not None and in_migration else None) \
+                raise _gave_up(name, restart, rounds, migration_version) \
                     from None
             if fast is not None:
                 return fast
@@ -245,7 +248,7 @@ def recreate_table(
                 say(f"another writer committed {restart} during the copy (not only appends): copying again "
                     "from the latest version")
                 continue
-            raise _gave_up(name, restart, rounds, ctx.version if ctx is not None and in_migration else None) \
+            raise _gave_up(name, restart, rounds, migration_version) \
                 from None
         data_version = int(written.version)
         say(f"wrote {counts.written:,} rows as Lance version {data_version}"
@@ -260,7 +263,7 @@ def recreate_table(
         table = open_table(db, name)
         assert table is not None
         built, deferred = ensure(table, name, surviving, say, rows=stored, verb="rebuilding",
-                                 reported=ctx.deferred_reported if ctx is not None and in_migration else None)
+                                 reported=deferred_reported)
         table.checkout_latest()
         if not in_migration:  # inside a migration the adapter clears these with its own stamp commit
             record(table, surviving, {META_SOURCE: None, META_ATTEMPT: None})
