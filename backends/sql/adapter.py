@@ -26,7 +26,6 @@ from migrator.errors import (
     ConfigError,
     IrreversibleMigration,
     LockLost,
-    LockTimeout,
     MigrationFailed,
     UsageError,
 )
@@ -37,9 +36,9 @@ from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .dirty import DirtyTable
 from .handle import Handle
-from .lock import SessionLock, advisory_lock_key, file_lock, session_lock
-from .messages import cause, printable
-from .steps import Steps
+from .lock import SessionLock, advisory_lock_key, lock_timeout, session_lock, sqlite_file_lock
+from .messages import cause
+from .steps import Steps, check_recorded
 
 if TYPE_CHECKING:
     from migrator.config import BackendConfig
@@ -268,14 +267,7 @@ class SqlBackend:
         if lock is not None and not lock.held():
             doing = "it ran outside a transaction, its version is not recorded" if ran else "it was not run"
             raise lock.lost("the database session no longer holds it", f"stopped at {migration.label}: {doing}")
-        recorded = self._books.has(conn, handle.cursor, migration.version)
-        if recorded != (direction is Direction.DOWN):
-            state, done = ("already", "applied") if direction is Direction.UP else ("no longer", "rolled back")
-            doing = "it ran outside a transaction, so it ran twice" if ran else "it was not run again"
-            raise LockLost(f"{self.name}: version {migration.version} is {state} recorded in {self.version_table} "
-                           f"of database {self.location}: another process {done} it while this one held the "
-                           f"migration lock; stopped at {migration.label}: {doing}. "
-                           "Run `migrator validate` once the other process is done.")
+        check_recorded(self._books, handle, conn, migration, direction, ran, self.name, self.location)
 
     def offline_sql(self, migrations: Sequence[Migration], direction: Direction) -> str:
         """The SQL script of these steps (see ``offline``): never connects."""
@@ -336,15 +328,11 @@ class SqlBackend:
         handle.engine()  # a missing driver or a bad URL is reported before the lock file is created
         path = handle.sqlite_path()
         if path is not None:
-            return file_lock(
-                path,
-                timeout,
-                lambda lock_path, holder: self._lock_timeout(timeout, lock_path, holder),
-                lambda lock_path, exc: handle.path_unusable(lock_path, "create the lock file", exc),
-            )
+            return sqlite_file_lock(self.name, self.location, path, timeout)
         if self.dialect == "postgresql":
             return self._held(session_lock(handle, advisory_lock_key(self.version_table), timeout,
-                                           lambda holder: self._lock_timeout(timeout, holder=holder),
+                                           lambda holder: lock_timeout(self.name, self.location, timeout,
+                                                                       holder=holder),
                                            self._lost))
         return contextlib.nullcontext()
 
@@ -360,14 +348,6 @@ class SqlBackend:
     def _lost(self, why: str, then: str) -> LockLost:
         return LockLost(f"{self.name}: lost the migration lock on database {self.location} ({why}); {then}. "
                         "Run `migrator validate` once the other process is done.")
-
-    def _lock_timeout(self, timeout: float, lock_file: Path | None = None, holder: str = "") -> LockTimeout:
-        where = f"; {printable(str(lock_file))} is held by " if lock_file else "; the lock is held by "
-        held = f"{where}{printable(holder)}" if holder else ""
-        return LockTimeout(
-            f"{self.name}: database {self.location} is being migrated by another process (waited {timeout:g} s)"
-            f"{held}"
-        )
 
     # ------------------------------------------------------------------ closing
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from migrator.errors import BackendUnavailable, ConfigError
 from migrator.model import DATABASE_LINE, AppliedMigration, Migration
 
 from .dialects import Dialect
 from .timestamps import to_datetime as _to_datetime
+
+if TYPE_CHECKING:  # the lean SQLite path (driver.py) writes the table without SQLAlchemy
+    import sqlalchemy as sa
 
 _PARAM_STYLES = frozenset({"qmark", "format", "numeric", "named", "pyformat", "numeric_dollar"})
 _POSITIONAL = frozenset({"qmark", "format", "numeric", "numeric_dollar"})
@@ -47,8 +48,7 @@ class _Statements:
     versions: str
 
     @classmethod
-    def for_dialect(cls, dialect: sa.Dialect, table: str) -> _Statements:
-        style = dialect.paramstyle
+    def for_style(cls, style: str, table: str) -> _Statements:
         if style not in _PARAM_STYLES:
             raise BackendUnavailable(f"unsupported DB-API parameter style {style!r}")
         positional = style in _POSITIONAL
@@ -93,39 +93,49 @@ class VersionTable:
     def _quoted(self, conn: sa.Connection) -> str:
         return conn.dialect.identifier_preparer.quote(self.name)
 
-    def _statements(self, conn: sa.Connection) -> _Statements:
+    def _statements(self, conn: Any) -> _Statements:
         if self._sql is None:
-            self._sql = _Statements.for_dialect(conn.dialect, self._quoted(conn))
+            self._sql = _Statements.for_style(conn.dialect.paramstyle, self._quoted(conn))
         return self._sql
+
+    def bind(self, paramstyle: str, quoted_name: str) -> None:
+        """Fix the statements' parameter style and quoted table name up front: the lean SQLite path
+        (``driver.py``) writes through a bare ``sqlite3`` cursor, with no SQLAlchemy connection to ask."""
+        self._sql = _Statements.for_style(paramstyle, quoted_name)
 
     def columns(self, conn: sa.Connection) -> set[str] | None:
         """The table's column names (lower case); None when it does not exist."""
+        import sqlalchemy as sa
+
         inspector = sa.inspect(conn)
         if not inspector.has_table(self.name):
             return None
         columns = {str(c["name"]).lower() for c in inspector.get_columns(self.name)}
-        missing = {"version", "name"} - columns
-        if missing:
-            raise ConfigError(
-                f"{self._backend}: table {self.name!r} in {self._location} is not a migrator version table "
-                f"(no column {sorted(missing)[0]!r}); set version_table to another name"
-            )
+        check_columns(columns, self._backend, self.name, self._location)
         return columns
 
     def ensure(self, conn: sa.Connection) -> None:
         """CREATE the table, or ADD the columns an older migrator did not write."""
         columns = self.columns(conn)
-        if columns is None:
-            self._create(conn)
+        if columns is None and self._dialect.version_table_ddl is None:
+            self._create_with_core(conn)
             return
-        for column, sql_type in (("checksum", "TEXT"), ("duration_ms", "INTEGER")):
-            if column not in columns:
-                conn.exec_driver_sql(f"ALTER TABLE {self._quoted(conn)} ADD COLUMN {column} {sql_type}")
+        for sql in self.ddl(columns, self._quoted(conn)):
+            conn.exec_driver_sql(sql)
 
-    def _create(self, conn: sa.Connection) -> None:
-        if self._dialect.version_table_ddl is not None:
-            conn.exec_driver_sql(self._dialect.version_table_ddl(self._quoted(conn)))
-            return
+    def ddl(self, columns: set[str] | None, quoted_name: str) -> list[str]:
+        """What makes the table ready: its CREATE (``columns`` None: no table yet), or the ADDs of the
+        columns an older migrator did not write (none when it is complete)."""
+        if columns is None:
+            assert self._dialect.version_table_ddl is not None
+            return [self._dialect.version_table_ddl(quoted_name)]
+        return [f"ALTER TABLE {quoted_name} ADD COLUMN {column} {sql_type}"
+                for column, sql_type in (("checksum", "TEXT"), ("duration_ms", "INTEGER")) if column not in columns]
+
+    def _create_with_core(self, conn: sa.Connection) -> None:
+        """A dialect without its own DDL here: SQLAlchemy Core's CREATE TABLE."""
+        import sqlalchemy as sa
+
         table_def = sa.Table(
             self.name,
             sa.MetaData(),
@@ -157,7 +167,7 @@ class VersionTable:
             )
         return records
 
-    def record(self, conn: sa.Connection, cursor: Any, migration: Migration, duration_ms: int | None,
+    def record(self, conn: Any, cursor: Any, migration: Migration, duration_ms: int | None,
                now: datetime | None = None) -> AppliedMigration:
         """Insert the row of an applied ``migration`` through ``cursor`` (in the caller's transaction)."""
         now = now or utcnow()
@@ -172,14 +182,14 @@ class VersionTable:
             duration_ms=duration_ms,
         )
 
-    def has(self, conn: sa.Connection, cursor: Any, version: int) -> bool:
+    def has(self, conn: Any, cursor: Any, version: int) -> bool:
         """Whether ``version`` is recorded, read through ``cursor`` in the caller's transaction."""
         find = self._statements(conn).find
         cursor.execute(find.sql, find.params(version=version))
         row = cursor.fetchone()
         return bool(row and row[0])
 
-    def remove(self, conn: sa.Connection, cursor: Any, versions: Iterable[int]) -> None:
+    def remove(self, conn: Any, cursor: Any, versions: Iterable[int]) -> None:
         delete = self._statements(conn).delete
         rows = [delete.params(version=v) for v in versions]
         if len(rows) == 1:
@@ -187,7 +197,7 @@ class VersionTable:
         elif rows:
             cursor.executemany(delete.sql, rows)
 
-    def stamp(self, conn: sa.Connection, cursor: Any, migrations: Sequence[Migration]) -> None:
+    def stamp(self, conn: Any, cursor: Any, migrations: Sequence[Migration]) -> None:
         """Record ``migrations`` as applied without running them (those already recorded stay as they are)."""
         sql = self._statements(conn)
         cursor.execute(sql.versions)
@@ -198,7 +208,7 @@ class VersionTable:
         if rows:
             cursor.executemany(sql.insert.sql, rows)
 
-    def set_checksums(self, conn: sa.Connection, cursor: Any, migrations: Sequence[Migration]) -> None:
+    def set_checksums(self, conn: Any, cursor: Any, migrations: Sequence[Migration]) -> None:
         update = self._statements(conn).set_checksum
         cursor.executemany(update.sql, [update.params(checksum=m.checksum, version=m.version) for m in migrations])
 
@@ -216,6 +226,16 @@ class VersionTable:
         if self._dialect.text_timestamps:  # the text format SQLAlchemy and CURRENT_TIMESTAMP use
             return naive.isoformat(" ", "microseconds")  # strftime("%Y-%m-%d %H:%M:%S.%f"), faster
         return naive
+
+
+def check_columns(columns: set[str], backend: str, table: str, location: str) -> None:
+    """ConfigError unless a table with these (lower-case) ``columns`` can be migrator's version table."""
+    missing = {"version", "name"} - columns
+    if missing:
+        raise ConfigError(
+            f"{backend}: table {table!r} in {location} is not a migrator version table "
+            f"(no column {sorted(missing)[0]!r}); set version_table to another name"
+        )
 
 
 def utcnow() -> datetime:

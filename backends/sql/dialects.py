@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from migrator.extras import install_command
+
+if TYPE_CHECKING:  # imported by the lean SQLite path (driver.py), which never imports SQLAlchemy
+    from sqlalchemy.engine import URL
 
 PG_CONNECT_TIMEOUT = 10
 # libpq's TCP keepalives: a dead network under the lock's session is noticed in about a minute (not the

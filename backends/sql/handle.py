@@ -27,12 +27,14 @@ from . import split as sqlsplit
 from .borrowed import borrowed_sqlite3
 from .database import operations_for
 from .dialects import dialect_of
+from .driver import DriverTransaction
 from .messages import (
     BACKGROUND,
     TransactionControlRefused,
     cause,
     has_control_chars,
     mask_unparsed,
+    path_unusable,
     printable,
 )
 
@@ -274,8 +276,7 @@ class Handle:
         return BackendUnavailable(f"{self.name}: cannot open {self.location}: {why}")
 
     def path_unusable(self, path: Path, doing: str, exc: OSError) -> BackendUnavailable:
-        reason = exc.strerror or type(exc).__name__
-        return BackendUnavailable(f"{self.name}: cannot {doing} {printable(str(path))}: {reason}")
+        return path_unusable(self.name, path, doing, exc)
 
     def file_exists(self, path: Path) -> bool:
         try:
@@ -316,22 +317,3 @@ class Handle:
         if self._owns_engine and self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-class DriverTransaction:
-    """A transaction opened on the driver's connection (:meth:`Handle.begin_on_driver`): commit or roll back once."""
-
-    __slots__ = ("_dbapi", "is_active")
-
-    def __init__(self, dbapi: Any) -> None:
-        self._dbapi = dbapi
-        self.is_active = True
-
-    def commit(self) -> None:
-        self.is_active = False
-        self._dbapi.commit()
-
-    def rollback(self) -> None:
-        if self.is_active:
-            self.is_active = False
-            self._dbapi.rollback()

@@ -6,15 +6,14 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from migrator.errors import LockLost
+from migrator.errors import LockLost, LockTimeout
 
 from ..locking import holder_line, read_holder, try_flock, wait_for, write_holder
-from .messages import cause, first_line
+from .messages import cause, first_line, path_unusable, printable
 
 if TYPE_CHECKING:
     from .handle import Handle
@@ -72,6 +71,25 @@ def lock_file_for(database: Path) -> Path:
     return real.with_name(real.name + ".migrator-lock")
 
 
+def sqlite_file_lock(backend: str, location: str, database: Path, timeout: float) -> AbstractContextManager[None]:
+    """The migration lock of a SQLite database file (:func:`file_lock`), its failures worded for ``backend``."""
+    return file_lock(
+        database,
+        timeout,
+        lambda lock_path, holder: lock_timeout(backend, location, timeout, lock_path, holder),
+        lambda lock_path, exc: path_unusable(backend, lock_path, "create the lock file", exc),
+    )
+
+
+def lock_timeout(backend: str, location: str, timeout: float, lock_file: Path | None = None,
+                 holder: str = "") -> LockTimeout:
+    """Another process held the lock for all of ``timeout`` seconds; who, when it is known."""
+    where = f"; {printable(str(lock_file))} is held by " if lock_file else "; the lock is held by "
+    held = f"{where}{printable(holder)}" if holder else ""
+    return LockTimeout(f"{backend}: database {location} is being migrated by another process "
+                       f"(waited {timeout:g} s){held}")
+
+
 @contextlib.contextmanager
 def file_lock(
     database: Path,
@@ -121,6 +139,8 @@ class SessionLock:
 
     def acquire(self, timeout: float, timed_out: Callable[[str], BaseException]) -> None:
         """Wait up to ``timeout`` s; ``timed_out(holder)`` makes the error (``holder``: who holds it, or "")."""
+        import sqlalchemy as sa  # PostgreSQL only: the file lock of SQLite runs without SQLAlchemy
+
         handle = self._handle
         try:
             with handle.transaction(write=False) as conn:

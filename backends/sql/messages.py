@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from migrator.errors import MigratorError
+from migrator.errors import BackendUnavailable, MigratorError
 from migrator.redact import mask_url
 
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # whatever could break a line
@@ -60,10 +59,12 @@ def cause(exc: BaseException) -> str:
         return first_line(exc.message)
     if isinstance(exc, SystemExit):
         return f"sys.exit({exc.code!r}) was called"
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        return first_line(str(exc.orig)) or type(exc.orig).__name__
-    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
-        return first_line(f"{type(exc.orig).__name__}: {exc.orig}")
+    errors = sys.modules.get("sqlalchemy.exc")  # not imported: not one of SQLAlchemy's (the lean SQLite path)
+    if errors is not None:
+        if isinstance(exc, errors.DBAPIError) and exc.orig is not None:
+            return first_line(str(exc.orig)) or type(exc.orig).__name__
+        if isinstance(exc, errors.StatementError) and exc.orig is not None:
+            return first_line(f"{type(exc.orig).__name__}: {exc.orig}")
     text = first_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -76,3 +77,9 @@ def line_in(exc: BaseException, path: Path) -> int | None:
         if frame.filename == target:
             found = frame.lineno
     return found
+
+
+def path_unusable(backend: str, path: Path, doing: str, exc: OSError) -> BackendUnavailable:
+    """``backend``: cannot ``doing`` ``path``: the system's reason (a folder we may not write, a name too long)."""
+    reason = exc.strerror or type(exc).__name__
+    return BackendUnavailable(f"{backend}: cannot {doing} {printable(str(path))}: {reason}")

@@ -1,13 +1,16 @@
-"""The lean read path: a plain SQLite file's version table read with the standard library's ``sqlite3``.
+"""The lean path: a plain SQLite file migrated with the standard library's ``sqlite3``.
 
 ``status``, ``history``, ``validate`` and ``check`` need only the migration files and the
-version table's rows. For a URL that is nothing but a SQLite file path, ``SqliteFront``
-answers ``discover`` and ``applied`` without importing SQLAlchemy or Alembic. Everything
-else, and every read once a write-side method was used (the lock, ``prepare``, ``apply``...),
-goes to the full :class:`~migrator.backends.sql.adapter.SqlBackend`, created on first need.
-Any URL that is not plainly a file (a query, ``%`` escapes, in-memory, another dialect), any
-``engine_options``, and any error while reading falls back to ``SqlBackend`` too, so errors
-keep their one wording.
+version table's rows; ``upgrade`` and ``rollback`` of plain SQL files need the file lock, the
+version table, and per step the file's statements and the version row in one transaction. For a
+URL that is nothing but a SQLite file path, ``SqliteFront`` does all of that without importing
+SQLAlchemy or Alembic (reads here, steps through ``driver.SqliteDriver`` and the same ``Steps``).
+Everything else (a Python migration, whose ``db`` is SQLAlchemy's; a file that runs outside a
+transaction; stamp, backup, seeds, autogenerate...) goes to the full
+:class:`~migrator.backends.sql.adapter.SqlBackend`, created on first need, which from then on
+answers every call. Any URL that is not plainly a file (a query, ``%`` escapes, in-memory,
+another dialect), any ``engine_options``, and any database error while reading or preparing
+falls back to ``SqlBackend`` too, so errors keep their one wording.
 
 Row reading and column checks mirror ``bookkeeping.VersionTable.columns`` / ``read``; the
 values come from the same driver (pysqlite is ``sqlite3``), so the records are equal.
@@ -18,18 +21,24 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from migrator.errors import ConfigError
-from migrator.model import DATABASE_LINE, AppliedMigration, InterruptedStep, Issue, Migration
+from migrator.model import DATABASE_LINE, AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
 from .. import collector_paused, missing_dependency
-from ..base import Capabilities
+from ..base import Capabilities, Report
 from . import sources
+from .bookkeeping import VersionTable, check_columns
+from .dialects import SQLITE
 from .dirty import COLUMNS as MARKER_COLUMNS
 from .dirty import marker_table, step_of
+from .driver import SqliteDriver, quote_name
+from .lock import sqlite_file_lock
+from .sources import SqlCode
+from .steps import Steps, check_recorded
 from .timestamps import to_datetime
 
 if TYPE_CHECKING:
@@ -71,6 +80,12 @@ class SqliteFront:
         self.location = config.location
         self.migrations_dir = Path(config.migrations)
         self.version_table = config.version_table or "migrations"
+        self._quoted = quote_name(self.version_table)
+        self._driver: SqliteDriver | None = None  # the write side, opened by prepare or apply
+        self._books = VersionTable(self.version_table, self.name, self.location, SQLITE)
+        self._books.bind("qmark", self._quoted)
+        self._steps: Steps | None = None
+        self._prepared = False
 
     def __repr__(self) -> str:
         return f"<SqlBackend {self.name} {self.location} (sqlite3 read path)>"
@@ -78,6 +93,7 @@ class SqliteFront:
     def full(self) -> SqlBackend:
         """The complete adapter (imports SQLAlchemy); from now on it answers every call."""
         if self._full is None:
+            self._close_driver()  # one connection of this run writes at a time
             self._full = _create_full(self._config)
         return self._full
 
@@ -104,7 +120,78 @@ class SqliteFront:
         """Nothing, as for ``SqlBackend``: the version table is the only record of a SQL database's version."""
         return ()
 
+    # ------------------------------------------------------------------ the lean write side
+
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
+        if self._full is not None:
+            return self._full.lock(timeout)
+        return sqlite_file_lock(self.name, self.location, self._path, timeout)
+
+    def load(self, migrations: Sequence[Migration]) -> list[Migration]:
+        if self._full is not None:
+            return self._full.load(migrations)
+        return [sources.load_one(migration, self.dialect) for migration in migrations]
+
+    def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
+        if backup or self._full is not None:  # a backup is SqlBackend's (online backup API, through SQLAlchemy)
+            self.full().check_plan(migrations, direction, backup=backup)
+
+    def prepare(self) -> None:
+        """The version table created (or completed) through ``sqlite3``; SqlBackend words any failure."""
+        if self._full is not None:
+            self._full.prepare()
+            return
+        if self._prepared:
+            return
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            driver = self._open_driver()
+            with driver.transaction(write=True):
+                columns = _columns(driver.cursor, self._quoted)
+                if columns is not None:
+                    check_columns(columns, self.name, self.version_table, self.location)
+                for sql in self._books.ddl(columns, self._quoted):
+                    driver.cursor.execute(sql)
+        except (OSError, sqlite3.Error):
+            self.full().prepare()  # a folder it may not create, a file that is not a database, a read-only file
+            return
+        self._prepared = True
+
+    def apply(self, migration: Migration, direction: Direction, report: Report) -> AppliedMigration | None:
+        """A plain SQL file that runs in a transaction, through ``sqlite3``; anything else through SqlBackend."""
+        if self._full is None:
+            loaded = sources.load_one(migration, self.dialect)
+            code = loaded.payload
+            if isinstance(code, SqlCode):
+                up = direction is Direction.UP
+                statements = code.up if up else code.down
+                if statements is not None and (code.up_transactional if up else code.down_transactional):
+                    return self._lean_steps().apply(loaded, direction, report, self._guard)
+        return self.full().apply(migration, direction, report)
+
+    def _guard(self, conn: Any, migration: Migration, direction: Direction, ran: bool) -> None:
+        """As ``SqlBackend._guard`` for a SQLite file (a file lock cannot be lost): nobody else ran the step."""
+        assert self._driver is not None
+        check_recorded(self._books, self._driver, conn, migration, direction, ran, self.name, self.location)
+
+    def _open_driver(self) -> SqliteDriver:
+        if self._driver is None:
+            self._driver = SqliteDriver(self._path)
+        return self._driver
+
+    def _lean_steps(self) -> Steps:
+        if self._steps is None:
+            self._steps = Steps(self.name, self._open_driver(), self._books)
+        return self._steps
+
+    def _close_driver(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+        self._driver = self._steps = None
+
     def close(self) -> None:
+        self._close_driver()
+        self._prepared = False
         if self._full is not None:
             self._full.close()
 
@@ -161,16 +248,11 @@ class SqliteFront:
             return None
         try:
             conn.execute("BEGIN")  # one snapshot for both reads
-            table = '"' + self.version_table + '"'
-            columns = {str(row[1]).lower() for row in conn.execute(f"PRAGMA main.table_info({table})")}
-            if not columns:
+            table = self._quoted
+            columns = _columns(conn.cursor(), table)
+            if columns is None:
                 return []
-            missing = {"version", "name"} - columns
-            if missing:
-                raise ConfigError(
-                    f"{self.name}: table {self.version_table!r} in {self.location} is not a migrator version table "
-                    f"(no column {sorted(missing)[0]!r}); set version_table to another name"
-                )
+            check_columns(columns, self.name, self.version_table, self.location)
             wanted = [c for c in _WRITTEN if c in columns]
             order_by = ["id"] if "id" in columns else [c for c in ("applied_at", "version") if c in columns]
             cursor = conn.execute(f"SELECT {', '.join(wanted)} FROM {table} ORDER BY {', '.join(order_by)}")
@@ -190,6 +272,12 @@ class SqliteFront:
             )
             for row in rows
         ]
+
+
+def _columns(cursor: Any, quoted_table: str) -> set[str] | None:
+    """The (lower-case) column names of a table of the main database; None when there is no such table."""
+    columns = {str(row[1]).lower() for row in cursor.execute(f"PRAGMA main.table_info({quoted_table})")}
+    return columns or None
 
 
 def create(config: BackendConfig) -> Any:

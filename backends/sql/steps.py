@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-
-import sqlalchemy as sa
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from migrator import interruptions
 from migrator.errors import LockLost, MigrationFailed, MigratorError
@@ -18,25 +18,63 @@ from migrator.model import DATABASE_LINE, AppliedMigration, Direction, Interrupt
 from ..base import Report
 from . import split as sqlsplit
 from .bookkeeping import VersionTable
-from .database import Database
+from .dialects import Dialect
 from .dirty import DirtyTable
-from .handle import DriverTransaction, Handle
+from .driver import DriverTransaction
 from .messages import StepError, TransactionControlRefused, cause, first_line, line_in
 from .sources import PythonCode, SqlCode
 
-Guard = Callable[[sa.Connection, Migration, Direction, bool], None]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+Guard = Callable[[Any, Migration, Direction, bool], None]
 """Checked under the lock before a step's body runs (``ran`` False) and before its version row is
-written after a body that ran outside a transaction (``ran`` True); raises ``LockLost``."""
+written after a body that ran outside a transaction (``ran`` True); raises ``LockLost``. Its first
+argument is the step's connection (SQLAlchemy's, or the lean path's ``sqlite3`` one)."""
 
 
-def no_guard(conn: sa.Connection, migration: Migration, direction: Direction, ran: bool) -> None:
+class StepHandle(Protocol):
+    """What running a step needs of a connection holder: ``handle.Handle`` (SQLAlchemy), or
+    ``driver.SqliteDriver`` (a SQLite file through ``sqlite3``: plain SQL files in a transaction only)."""
+
+    dialect: Dialect
+    cursor: Any
+    driver_error: type[BaseException]
+    begin_sql: str | None
+    guarding: bool
+    refused: str | None
+
+    def fresh_connection(self) -> Any: ...
+    def begin_on_driver(self) -> DriverTransaction: ...
+    def transaction(self, *, write: bool) -> AbstractContextManager[Any]: ...
+    def database_errors(self) -> tuple[type[BaseException], ...]: ...
+    def transaction_id(self) -> Any: ...
+    def driver_in_transaction(self, conn: Any) -> bool: ...
+    def abandon(self, conn: Any, trans: Any) -> None: ...
+    def scrub(self, text: str) -> str: ...
+
+
+def no_guard(conn: Any, migration: Migration, direction: Direction, ran: bool) -> None:
     pass
+
+
+def check_recorded(books: VersionTable, handle: StepHandle, conn: Any, migration: Migration, direction: Direction,
+                   ran: bool, backend: str, location: str) -> None:
+    """LockLost unless the step's version is still as the plan saw it (another process moved the line on)."""
+    recorded = books.has(conn, handle.cursor, migration.version)
+    if recorded != (direction is Direction.DOWN):
+        state, done = ("already", "applied") if direction is Direction.UP else ("no longer", "rolled back")
+        doing = "it ran outside a transaction, so it ran twice" if ran else "it was not run again"
+        raise LockLost(f"{backend}: version {migration.version} is {state} recorded in {books.name} "
+                       f"of database {location}: another process {done} it while this one held the "
+                       f"migration lock; stopped at {migration.label}: {doing}. "
+                       "Run `migrator validate` once the other process is done.")
 
 
 class Steps:
     """Applies loaded migrations of one backend through its handle and version table."""
 
-    def __init__(self, backend: str, handle: Handle, books: VersionTable, dirty: DirtyTable | None = None) -> None:
+    def __init__(self, backend: str, handle: StepHandle, books: VersionTable, dirty: DirtyTable | None = None) -> None:
         self._backend = backend
         self._handle = handle
         self._books = books
@@ -202,7 +240,7 @@ class Steps:
         return (f"{text}; it is marked as interrupted in {self._dirty.name}, and upgrade and rollback refuse to run "
                 f"until it is settled: {interruptions.way_out(self._backend, step, other)}")
 
-    def _run_body(self, conn: sa.Connection, code: PythonCode | SqlCode, direction: Direction) -> None:
+    def _run_body(self, conn: Any, code: PythonCode | SqlCode, direction: Direction) -> None:
         handle = self._handle
         if isinstance(code, SqlCode):
             statements = code.up if direction is Direction.UP else code.down
@@ -219,12 +257,16 @@ class Steps:
                         done=number - 1,
                     ) from exc
         else:
+            from .database import Database  # SQLAlchemy: only a Python migration's db needs it
+            from .handle import Handle
+
+            assert isinstance(handle, Handle)  # the lean SQLite path hands Python migrations on (driver.py)
             function = code.up if direction is Direction.UP else code.down
             assert function is not None
             function(Database(conn, handle.dialect.name, handle))
 
     def _record(
-        self, conn: sa.Connection, migration: Migration, direction: Direction, duration_ms: int
+        self, conn: Any, migration: Migration, direction: Direction, duration_ms: int
     ) -> AppliedMigration | None:
         handle = self._handle
         try:
