@@ -10,7 +10,8 @@ Modules: ``adapter`` (``SqlBackend``, ``create``), ``sources`` (discovery and lo
 migration), ``bookkeeping`` (the version table), ``dialects`` (dialect differences),
 ``lock`` (file and advisory locks), ``database`` (the ``db`` of ``up(db)``, Alembic
 operations), ``messages`` (failure wording), ``split`` (statement splitting), ``readpath`` (the
-registry's ``create``: a SQLite file's version table read with ``sqlite3``, no SQLAlchemy).
+registry's ``create``: on a SQLite file, reads and the upgrade / rollback of SQL files with
+``sqlite3``, no SQLAlchemy), ``driver`` (that ``sqlite3`` connection as a handle ``steps`` runs on).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from .lock import advisory_lock_key
     from .sources import SUFFIXES, PythonCode, PythonSource, SqlCode, SqlSource
 
-# Imported on first use: ``readpath`` (status, history, validate, check on a SQLite file) needs
-# ``sources`` only, and importing ``adapter`` would import SQLAlchemy.
+# Imported on first use: ``readpath`` (reads, and SQL files' steps, on a SQLite file) must not import
+# ``adapter``, which imports SQLAlchemy.
 _EXPORTED_FROM = {
     "DEFAULT_VERSION_TABLE": "adapter", "SqlBackend": "adapter", "create": "adapter", "Database": "database",
     "advisory_lock_key": "lock", "SUFFIXES": "sources", "PythonCode": "sources", "PythonSource": "sources",
