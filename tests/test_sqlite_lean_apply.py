@@ -73,7 +73,7 @@ def test_the_lean_path_writes_the_version_table_sqlalchemy_writes(tmp_path: Path
     assert len(version_rows(lean / "app.db")) == 3
 
 
-def test_a_python_migration_in_the_run_goes_to_sqlalchemy_and_the_line_stays_one(tmp_path: Path) -> None:
+def test_a_plan_with_a_python_migration_runs_through_sqlalchemy_from_its_start(tmp_path: Path) -> None:
     mig = project(tmp_path)  # 001 SQL, 002 Python (db.op), 003 SQL
     (mig / "003_more.down.sql").write_text("DROP TABLE more;\n")
     code, output, loaded = cli(tmp_path, "upgrade")
@@ -113,7 +113,7 @@ def test_a_failing_statement_is_worded_as_sqlalchemys_path_words_it_and_nothing_
     assert messages[1] in messages[0]
 
 
-def test_a_file_that_runs_outside_a_transaction_goes_to_sqlalchemy_with_its_marker(tmp_path: Path) -> None:
+def test_a_plan_with_a_file_that_runs_outside_a_transaction_runs_through_sqlalchemy(tmp_path: Path) -> None:
     mig = sql_project(tmp_path)
     (mig / "004_vacuum.up.sql").write_text("-- migrator: no-transaction\nVACUUM;\n")
     code, output, loaded = cli(tmp_path, "upgrade")
@@ -207,6 +207,23 @@ def test_a_backup_goes_to_sqlalchemy_and_the_run_goes_on_there(tmp_path: Path) -
     assert "sqlalchemy" in loaded
     assert len(list(tmp_path.glob("app.db.backup-*"))) == 1
     assert [row[1] for row in version_rows(tmp_path / "app.db")] == [1, 2, 3]
+
+
+def test_a_python_step_applied_without_a_plan_check_is_handed_on_and_the_line_stays_one(tmp_path: Path) -> None:
+    mig = sql_project(tmp_path)
+    (mig / "004_py.py").write_text("def up(db):\n    db.execute('CREATE TABLE py (id INTEGER)')\n")
+    backend = open_backend(backend_config(tmp_path))
+    try:
+        assert isinstance(backend, SqliteFront)
+        migrations = backend.load(backend.discover())
+        backend.prepare()
+        for migration in migrations:          # the runner checks the plan first; a library caller may not
+            backend.apply(migration, Direction.UP, lambda message: None)
+        assert isinstance(backend._full, SqlBackend)
+        assert [r.version for r in backend.applied()] == [1, 2, 3, 4]
+    finally:
+        backend.close()
+    assert "py" in dict(schema(tmp_path / "app.db"))
 
 
 def test_the_front_answers_as_sqlalchemy_once_it_handed_a_call_on(tmp_path: Path) -> None:

@@ -133,7 +133,12 @@ class SqliteFront:
         return [sources.load_one(migration, self.dialect) for migration in migrations]
 
     def check_plan(self, migrations: Sequence[Migration], direction: Direction, *, backup: bool = False) -> None:
-        if backup or self._full is not None:  # a backup is SqlBackend's (online backup API, through SQLAlchemy)
+        """A plan with a step the lean path does not take runs through SqlBackend from its start.
+
+        So SQLAlchemy is imported (and a broken install refused) before the lock's run creates or
+        changes anything, and one connection does the whole run. A backup is SqlBackend's too.
+        """
+        if backup or self._full is not None or not all(_lean(m, direction) for m in migrations):
             self.full().check_plan(migrations, direction, backup=backup)
 
     def prepare(self) -> None:
@@ -161,12 +166,8 @@ class SqliteFront:
         """A plain SQL file that runs in a transaction, through ``sqlite3``; anything else through SqlBackend."""
         if self._full is None:
             loaded = sources.load_one(migration, self.dialect)
-            code = loaded.payload
-            if isinstance(code, SqlCode):
-                up = direction is Direction.UP
-                statements = code.up if up else code.down
-                if statements is not None and (code.up_transactional if up else code.down_transactional):
-                    return self._lean_steps().apply(loaded, direction, report, self._guard)
+            if _lean(loaded, direction):
+                return self._lean_steps().apply(loaded, direction, report, self._guard)
         return self.full().apply(migration, direction, report)
 
     def _guard(self, conn: Any, migration: Migration, direction: Direction, ran: bool) -> None:
@@ -272,6 +273,16 @@ class SqliteFront:
             )
             for row in rows
         ]
+
+
+def _lean(migration: Migration, direction: Direction) -> bool:
+    """Whether the lean path runs this loaded step: a SQL file that runs in a transaction."""
+    code = migration.payload
+    if not isinstance(code, SqlCode):
+        return False  # a Python migration: its db is SQLAlchemy's
+    if direction is Direction.UP:
+        return code.up_transactional
+    return code.down is not None and code.down_transactional
 
 
 def _columns(cursor: Any, quoted_table: str) -> set[str] | None:
