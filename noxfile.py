@@ -1,5 +1,5 @@
-"""Sessions: tests (default suite), package (the wheel without extras), crash (long kill -9 trials), ray (the Ray
-engine on a local Ray), lint, typecheck, bench, demo."""
+"""Sessions: tests (default suite), package (the wheel without extras), slow (tests kept out of the default suite for
+time), crash (long kill -9 trials), ray (the Ray engine on a local Ray), lint, typecheck, bench, demo."""
 
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ def package(session: nox.Session) -> None:
     session.install("pytest>=8", "pytest-timeout>=2.3")
     session.run("pytest", "--noconftest", "-m", "slow", "-p", "no:cacheprovider", "tests/test_packaging.py",
                 *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def slow(session: nox.Session) -> None:
+    """Tests kept out of the default session for time: more of the example app and the plugin on it, S3 races."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", "--ignore", "tests/test_packaging.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

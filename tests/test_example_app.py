@@ -117,6 +117,7 @@ def test_an_install_from_before_the_model_switch_gets_768_d_vectors_and_the_new_
     assert upgraded.stdout == "1\tGroceries\t2 chunk(s)\n2\tGarden\t1 chunk(s)\n"
 
 
+@pytest.mark.slow  # nox -s slow; the default session keeps the start-up and the model switch
 def test_search_after_the_model_switch_finds_the_right_note(tmp_path: Path) -> None:
     data = tmp_path / "data"
     old = app_before_the_switch(tmp_path)
@@ -131,6 +132,7 @@ def test_search_after_the_model_switch_finds_the_right_note(tmp_path: Path) -> N
     assert run_app(data, "search", "bread").stdout.splitlines()[0] == "1\tGroceries\tBuy bread."
 
 
+@pytest.mark.slow  # nox -s slow; the default session keeps the start-up and the model switch
 def test_a_note_added_after_the_switch_is_tagged_with_the_new_model_and_found(tmp_path: Path) -> None:
     import lancedb
 
@@ -148,6 +150,7 @@ def long_note(sentences: int) -> str:
     return " ".join(f"Sentence {n} is about topic{n}." for n in range(sentences))
 
 
+@pytest.mark.slow  # nox -s slow; the default session keeps the start-up and the model switch
 def test_the_switch_builds_the_declared_vector_index_when_the_table_has_rows_to_train_it(tmp_path: Path) -> None:
     import lancedb
 
@@ -160,6 +163,7 @@ def test_the_switch_builds_the_declared_vector_index_when_the_table_has_rows_to_
     assert run_app(data, "search", "topic217").stdout.splitlines()[0] == "1\tLong\tSentence 217 is about topic217."
 
 
+@pytest.mark.slow  # nox -s slow; the default session keeps the start-up and the model switch
 def test_a_vector_index_deferred_on_a_fresh_install_is_built_on_the_start_up_after_enough_notes(
         tmp_path: Path) -> None:
     import lancedb

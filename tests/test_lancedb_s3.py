@@ -255,6 +255,7 @@ def test_a_storage_without_a_lock_is_refused_by_name() -> None:
 # -- processes -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # nox -s slow; the default session runs the same race on a local folder (test_cli_lancedb.py)
 @pytest.mark.timeout(900)
 def test_eight_concurrent_upgrades_on_s3_apply_each_migration_once(tmp_path: Path, s3_bucket: S3Bucket) -> None:
     root = s3_project(tmp_path, s3_bucket)

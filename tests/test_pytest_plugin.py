@@ -326,6 +326,7 @@ def test_the_ready_tests_pass_on_the_example_migrations(pytester: pytest.Pyteste
 
 
 @pytest.mark.lancedb
+@pytest.mark.slow  # nox -s slow; the default session runs the ready tests on migrations/ (SQLite and LanceDB)
 def test_the_ready_tests_pass_on_the_notes_app_migrations(pytester: pytest.Pytester) -> None:
     """examples/notes_app: SQLite and LanceDB with cross-backend requirements each way and a re-embedding."""
     shutil.copytree(REPO / "examples" / "notes_app", pytester.path, dirs_exist_ok=True,
