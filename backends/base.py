@@ -84,8 +84,12 @@ class Backend(Protocol):
         """
         ...
 
-    def lock(self, timeout: float) -> AbstractContextManager[None]:
-        """Exclusive right to migrate this database across processes; LockTimeout after ``timeout`` s."""
+    def lock(self, timeout: float, waiting: Report | None = None) -> AbstractContextManager[None]:
+        """Exclusive right to migrate this database across processes; LockTimeout after ``timeout`` s.
+
+        When another process holds it, ``waiting`` is told once, in one line naming the holder where the lock
+        knows it (``backends.locking.waiting_line``), before the wait begins.
+        """
         ...
 
     def prepare(self) -> None:

@@ -16,24 +16,47 @@ FIRST_PAUSE_SECONDS = 0.02
 LONGEST_PAUSE_SECONDS = 0.25
 
 
+Waiting = Callable[[str], None]
+"""Told once, in one line, when the lock is held by another process and the wait begins (``waiting_line``)."""
+
+
 def wait_for(
     try_once: Callable[[], bool],
     timeout: float,
     timed_out: Callable[[], BaseException],
     pause: float = FIRST_PAUSE_SECONDS,
     longest: float = LONGEST_PAUSE_SECONDS,
+    waiting: Callable[[], None] | None = None,
 ) -> None:
     """Call ``try_once`` until it returns True; raise ``timed_out()`` once ``timeout`` seconds have passed.
 
     ``try_once`` is always called at least once (a zero or negative timeout is one try). The pause between tries
     starts at ``pause`` and grows by half each time up to ``longest`` (an object store is asked less often).
+    ``waiting()`` is called once, after the first try failed, when there is time left to wait.
     """
     deadline = time.monotonic() + timeout
     while not try_once():
         if time.monotonic() >= deadline:
             raise timed_out()
+        if waiting is not None:
+            waiting()
+            waiting = None
         time.sleep(pause)
         pause = min(pause * 1.5, longest)
+
+
+def waiting_line(holder: str, timeout: float) -> str:
+    """What a process waiting for the migration lock says (``holder``: who holds it, as its holder line says)."""
+    held = f" (held by {holder})" if holder else " (held by another process)"
+    return f"waiting for the migration lock{held}, up to {timeout:g} s"
+
+
+def tell_waiting(waiting: Waiting | None, holder: Callable[[], str], timeout: float) -> Callable[[], None] | None:
+    """``wait_for``'s ``waiting`` for a lock whose holder ``holder()`` reads; None when nobody listens."""
+    if waiting is None:
+        return None
+    listener = waiting
+    return lambda: listener(waiting_line(holder(), timeout))
 
 
 def try_flock(fd: int) -> bool:

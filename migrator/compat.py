@@ -176,7 +176,7 @@ class MigrationManager:
     def initialize(self) -> dict[str, int]:
         """Ensure ``table_migrations`` exists, then run every pending migration; returns ``get_status()``."""
         if not self.dry_run:
-            with self._backend.lock(self._runner.lock_timeout):
+            with self._runner.lock():
                 self._backend.prepare()
         self.run()
         return self.get_status()

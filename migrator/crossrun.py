@@ -29,7 +29,7 @@ def upgrade(runners: Sequence[Runner], declared: Mapping[str, Sequence[Migration
     with ExitStack() as locks:
         for runner in runners:  # config order: two cross-backend runs never wait for each other's second lock
             if not dry_run or runner.backend.applied():  # a dry run never creates a database to lock it
-                locks.enter_context(runner.backend.lock(runner.lock_timeout))
+                locks.enter_context(runner.lock())
         views = []
         for runner in runners:
             name = runner.backend.name

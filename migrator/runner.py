@@ -164,7 +164,7 @@ class Runner:
         self._check_line(migrations, line)
         if self.backend.capabilities.per_table_lines and line is None:
             raise UsageError(f"{self.backend.name}: stamp on a {self.backend.type} backend needs --table")
-        with self.backend.lock(self.lock_timeout):
+        with self.lock():
             self.backend.prepare()
             record, unrecord = planning.stamp_plan(migrations, self.backend.applied(), version, line=line,
                                                    backend=self.backend.name)
@@ -186,7 +186,7 @@ class Runner:
         Checksums stored by migrator 0.1 in an older form (a pair's combined digest) are rewritten in the current
         form too, so that a later edit names the file that changed.
         """
-        with self.backend.lock(self.lock_timeout):
+        with self.lock():
             migrations = {(m.line, m.version): m for m in self.backend.discover()}
             repaired: list[Repaired] = []
             for record in self.backend.applied():
@@ -241,7 +241,7 @@ class Runner:
         # first change, so it refuses whatever the real run would refuse. It skips the lock only where taking it
         # would create the database (nothing recorded yet, so no run of this database can be half-way).
         needs_lock = not dry_run or bool(self.backend.applied())
-        locking: AbstractContextManager[None] = self.backend.lock(self.lock_timeout) if needs_lock else nullcontext()
+        locking: AbstractContextManager[None] = self.lock() if needs_lock else nullcontext()
         with locking:
             applied = self.backend.applied()  # re-read under the lock: another process may have moved on
             steps = make_plan(applied)
@@ -323,6 +323,11 @@ class Runner:
             result.steps.append(StepResult(migration, direction, duration))
         self._emit(MigrationDone(self.backend.name, migration, direction, duration))
         return True
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The backend's migration lock, waited for up to ``lock_timeout``; a wait is reported once when it begins."""
+        name = self.backend.name
+        return self.backend.lock(self.lock_timeout, lambda message: self._emit(BackendProgress(name, message)))
 
     def emit(self, event: Event) -> None:
         """Send an event to the listener (the cross-backend runner's plan and backups)."""

@@ -72,7 +72,7 @@ def seed(runner: Runner, seeds: Sequence[Seed], *, dry_run: bool = False) -> See
     loader = seeder(runner)
     # A dry run that would have to create the database to lock it has nothing to lock: nothing is applied yet.
     needs_lock = not dry_run or bool(backend.applied())
-    locking: AbstractContextManager[None] = backend.lock(runner.lock_timeout) if needs_lock else nullcontext()
+    locking: AbstractContextManager[None] = runner.lock() if needs_lock else nullcontext()
     with locking:
         refuse_unmigrated(runner)  # again under the lock: another process may have been migrating
         if not dry_run:

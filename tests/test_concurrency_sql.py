@@ -69,3 +69,35 @@ def test_a_second_process_times_out_with_a_clear_message(project: Project, tmp_p
         release.touch()
         first.wait(timeout=60)
     assert first.returncode == 0
+
+
+def test_a_second_process_says_once_that_it_waits_and_for_whom_then_migrates(project: Project,
+                                                                             tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    project.write("001_slow.py", "import pathlib, time\n\ndef up(db):\n"
+                                 f"    release = pathlib.Path({str(release)!r})\n"
+                                 "    for _ in range(6000):\n"
+                                 "        if release.exists():\n"
+                                 "            return\n"
+                                 "        time.sleep(0.05)\n")
+    project.write("002_next.up.sql", "CREATE TABLE next_one (id INTEGER);\n")
+    first = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade", "--to", "1"], cwd=project.root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        assert first.stdout is not None
+        first.stdout.readline()  # the first process holds the lock (it prints the plan only under the lock)
+        second = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade"], cwd=project.root,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert second.stdout is not None
+        said = second.stdout.readline()   # before anything else: it is waiting
+    finally:
+        release.touch()
+        first.wait(timeout=60)
+    assert second is not None
+    out, err = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, err
+    assert said.startswith("db: waiting for the migration lock (held by ")
+    assert f"pid {first.pid} on " in said and said.rstrip().endswith("up to 60 s")
+    assert "waiting" not in out      # said once
+    assert "applied 002_next" in out

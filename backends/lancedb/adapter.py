@@ -109,6 +109,7 @@ from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, 
 from migrator.redact import mask_url, scrub, secrets_in
 
 from ..base import Capabilities, ModelChanges, Report, Seed, Seeded
+from ..locking import Waiting
 from .bookkeeping import (
     Bookkeeping,
     Intent,
@@ -543,7 +544,7 @@ class LanceBackend:
     # -- locking -------------------------------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self, timeout: float) -> Iterator[None]:
+    def lock(self, timeout: float, waiting: Waiting | None = None) -> Iterator[None]:
         """Hold the database's migration lock: a flock in a local folder, a leased object on object storage.
 
         See :mod:`migrator.backends.lancedb.lock`. On object storage, :meth:`apply` checks before each migration that
@@ -554,13 +555,13 @@ class LanceBackend:
         local = self._folder(write=True)
         taking: AbstractContextManager[Lease]
         if local is not None:
-            taking = folder_lock(local, timeout, where)
+            taking = folder_lock(local, timeout, where, waiting)
         elif self.uri.startswith("memory://"):
             taking = nullcontext(Lease(where))  # one process by construction
         else:
             with self._unavailable("cannot open the object store for the migration lock"):
                 store = object_store_for(self.uri, self.storage_options, where)
-            taking = object_lock(store, timeout, where, self.lock_lease, scrub=self._scrub)
+            taking = object_lock(store, timeout, where, self.lock_lease, scrub=self._scrub, waiting=waiting)
         with taking as lease:
             self._lease = lease
             try:

@@ -45,7 +45,7 @@ from typing import Any
 from migrator.errors import BackendUnavailable, LockLost, LockTimeout
 from migrator.extras import install_command
 
-from ..locking import holder_line, read_holder, try_flock, wait_for, write_holder
+from ..locking import Waiting, holder_line, read_holder, tell_waiting, try_flock, wait_for, write_holder
 
 __all__ = ["DEFAULT_LEASE", "LOCK_NAME", "Lease", "folder_lock", "object_lock", "object_store_for"]
 
@@ -109,7 +109,7 @@ class Lease:
 
 
 @contextmanager
-def folder_lock(folder: Path, timeout: float, where: str) -> Iterator[Lease]:
+def folder_lock(folder: Path, timeout: float, where: str, waiting: Waiting | None = None) -> Iterator[Lease]:
     """``fcntl.flock`` on ``folder/.migrator-lock``, polled (:func:`~migrator.backends.locking.wait_for`) until
     ``timeout`` seconds have passed; the holder writes who it is into the file, a waiter that times out names it."""
     import fcntl
@@ -124,7 +124,8 @@ def folder_lock(folder: Path, timeout: float, where: str) -> Iterator[Lease]:
                            f"{f' ({holder})' if holder else ''} for more than {timeout:g} s")
 
     try:
-        wait_for(lambda: try_flock(fd), timeout, timed_out)
+        wait_for(lambda: try_flock(fd), timeout, timed_out, waiting=tell_waiting(waiting, lambda: read_holder(path),
+                                                                                 timeout))
         write_holder(fd)
         try:
             yield Lease(where)
@@ -251,10 +252,10 @@ class _LockObject:
 
 @contextmanager
 def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_LEASE, *,
-                scrub: Callable[[str], str] = str) -> Iterator[Lease]:
+                scrub: Callable[[str], str] = str, waiting: Waiting | None = None) -> Iterator[Lease]:
     """Hold the leased lock object of ``store`` for the ``with`` block (see the module docstring)."""
     lock = _LockObject(store, where, lease, scrub)
-    mine = _acquire(lock, timeout)
+    mine = _acquire(lock, timeout, waiting)
     held = Lease(where)
     stop = threading.Event()
 
@@ -291,7 +292,7 @@ def object_lock(store: Any, timeout: float, where: str, lease: float = DEFAULT_L
             held.check("it happened while the last migration ran")
 
 
-def _acquire(lock: _LockObject, timeout: float) -> _Seen:
+def _acquire(lock: _LockObject, timeout: float, waiting: Waiting | None = None) -> _Seen:
     """Take the lock object: create it, or replace it when it says ``free`` or its etag stood still for a lease."""
     mine: list[_Seen] = []
     last: _Seen | None = None               # the holder's object as last read, for the timeout message
@@ -317,6 +318,9 @@ def _acquire(lock: _LockObject, timeout: float) -> _Seen:
             watched = None
         return False
 
+    def holder() -> str:
+        return str((last.body if last is not None else {}).get("holder") or "")
+
     def timed_out() -> LockTimeout:
         body = last.body if last is not None else {}
         holder = str(body.get("holder") or "holder unknown")
@@ -325,7 +329,8 @@ def _acquire(lock: _LockObject, timeout: float) -> _Seen:
             f"{lock.where}: another process holds the migration lock {LOCK_NAME} ({holder}) for more than "
             f"{timeout:g} s; if that process died, the lock is free {lease:g} s after its last heartbeat")
 
-    wait_for(try_once, max(0.0, timeout), timed_out, pause=0.05, longest=1.0)
+    wait_for(try_once, max(0.0, timeout), timed_out, pause=0.05, longest=1.0,
+             waiting=tell_waiting(waiting, holder, timeout))
     return mine[0]
 
 

@@ -32,6 +32,7 @@ from migrator.errors import (
 from migrator.model import AppliedMigration, Direction, InterruptedStep, Issue, Migration
 
 from ..base import Capabilities, ModelChanges, Report, Seed, Seeded
+from ..locking import Waiting
 from . import sources
 from .bookkeeping import VersionTable, utcnow
 from .dirty import DirtyTable
@@ -323,17 +324,17 @@ class SqlBackend:
 
     # ------------------------------------------------------------------ locking
 
-    def lock(self, timeout: float) -> AbstractContextManager[None]:
+    def lock(self, timeout: float, waiting: Waiting | None = None) -> AbstractContextManager[None]:
         handle = self._handle
         handle.engine()  # a missing driver or a bad URL is reported before the lock file is created
         path = handle.sqlite_path()
         if path is not None:
-            return sqlite_file_lock(self.name, self.location, path, timeout)
+            return sqlite_file_lock(self.name, self.location, path, timeout, waiting)
         if self.dialect == "postgresql":
             return self._held(session_lock(handle, advisory_lock_key(self.version_table), timeout,
                                            lambda holder: lock_timeout(self.name, self.location, timeout,
                                                                        holder=holder),
-                                           self._lost))
+                                           self._lost, waiting))
         return contextlib.nullcontext()
 
     @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from migrator.errors import LockLost, LockTimeout
 
-from ..locking import holder_line, read_holder, try_flock, wait_for, write_holder
+from ..locking import Waiting, holder_line, read_holder, tell_waiting, try_flock, wait_for, write_holder
 from .messages import cause, first_line, path_unusable, printable
 
 if TYPE_CHECKING:
@@ -71,13 +71,15 @@ def lock_file_for(database: Path) -> Path:
     return real.with_name(real.name + ".migrator-lock")
 
 
-def sqlite_file_lock(backend: str, location: str, database: Path, timeout: float) -> AbstractContextManager[None]:
+def sqlite_file_lock(backend: str, location: str, database: Path, timeout: float,
+                     waiting: Waiting | None = None) -> AbstractContextManager[None]:
     """The migration lock of a SQLite database file (:func:`file_lock`), its failures worded for ``backend``."""
     return file_lock(
         database,
         timeout,
         lambda lock_path, holder: lock_timeout(backend, location, timeout, lock_path, holder),
         lambda lock_path, exc: path_unusable(backend, lock_path, "create the lock file", exc),
+        waiting,
     )
 
 
@@ -96,10 +98,12 @@ def file_lock(
     timeout: float,
     timed_out: Callable[[Path, str], BaseException],
     unusable: Callable[[Path, OSError], BaseException],
+    waiting: Waiting | None = None,
 ) -> Iterator[None]:
     """An exclusive ``flock`` on the lock file beside ``database``, held while the block runs.
 
-    The holder writes who it is into the file; ``timed_out(lock file, holder line)`` makes the error.
+    The holder writes who it is into the file; ``timed_out(lock file, holder line)`` makes the error, and
+    ``waiting`` hears once who holds it when the wait begins.
     """
     import fcntl
 
@@ -110,7 +114,8 @@ def file_lock(
     except OSError as exc:
         raise unusable(lock_path, exc) from None
     try:
-        wait_for(lambda: try_flock(fd), timeout, lambda: timed_out(lock_path, read_holder(lock_path)))
+        wait_for(lambda: try_flock(fd), timeout, lambda: timed_out(lock_path, read_holder(lock_path)),
+                 waiting=tell_waiting(waiting, lambda: read_holder(lock_path), timeout))
         write_holder(fd)
         try:
             yield
@@ -137,7 +142,8 @@ class SessionLock:
         self._key = key
         self._lost = lost  # lost(why, what happened to the run) makes the error
 
-    def acquire(self, timeout: float, timed_out: Callable[[str], BaseException]) -> None:
+    def acquire(self, timeout: float, timed_out: Callable[[str], BaseException],
+                waiting: Waiting | None = None) -> None:
         """Wait up to ``timeout`` s; ``timed_out(holder)`` makes the error (``holder``: who holds it, or "")."""
         import sqlalchemy as sa  # PostgreSQL only: the file lock of SQLite runs without SQLAlchemy
 
@@ -146,7 +152,8 @@ class SessionLock:
             with handle.transaction(write=False) as conn:
                 conn.exec_driver_sql(KEEP_ALIVE_SQL)
                 conn.execute(sa.text(NAME_HOLDER_SQL), {"holder": HOLDER_PREFIX + holder_line()})
-            wait_for(self._try_once, timeout, lambda: timed_out(self.holder()))
+            wait_for(self._try_once, timeout, lambda: timed_out(self.holder()),
+                     waiting=tell_waiting(waiting, self.holder, timeout))
         except BaseException as exc:
             self._restore()  # a lent Engine's connection goes back to its pool as it came
             if isinstance(exc, sa.exc.DBAPIError):
@@ -223,10 +230,11 @@ def session_lock(
     timeout: float,
     timed_out: Callable[[str], BaseException],
     lost: Callable[[str, str], LockLost],
+    waiting: Waiting | None = None,
 ) -> Iterator[SessionLock]:
     """A :class:`SessionLock` on the handle's connection, held while the block runs."""
     lock = SessionLock(handle, key, lost)
-    lock.acquire(timeout, timed_out)
+    lock.acquire(timeout, timed_out, waiting)
     try:
         yield lock
     finally:

@@ -30,6 +30,7 @@ from migrator.model import DATABASE_LINE, AppliedMigration, Direction, Interrupt
 
 from .. import collector_paused, missing_dependency
 from ..base import Capabilities, Report
+from ..locking import Waiting
 from . import sources
 from .bookkeeping import VersionTable, check_columns
 from .dialects import SQLITE
@@ -88,7 +89,7 @@ class SqliteFront:
         self._prepared = False
 
     def __repr__(self) -> str:
-        return f"<SqlBackend {self.name} {self.location} (sqlite3 read path)>"
+        return f"<SqlBackend {self.name} {self.location} (sqlite3 path)>"
 
     def full(self) -> SqlBackend:
         """The complete adapter (imports SQLAlchemy); from now on it answers every call."""
@@ -122,10 +123,10 @@ class SqliteFront:
 
     # ------------------------------------------------------------------ the lean write side
 
-    def lock(self, timeout: float) -> AbstractContextManager[None]:
+    def lock(self, timeout: float, waiting: Waiting | None = None) -> AbstractContextManager[None]:
         if self._full is not None:
-            return self._full.lock(timeout)
-        return sqlite_file_lock(self.name, self.location, self._path, timeout)
+            return self._full.lock(timeout, waiting)
+        return sqlite_file_lock(self.name, self.location, self._path, timeout, waiting)
 
     def load(self, migrations: Sequence[Migration]) -> list[Migration]:
         if self._full is not None:

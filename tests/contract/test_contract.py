@@ -260,6 +260,28 @@ def test_the_lock_excludes_another_process_and_names_it(harness: Harness) -> Non
     assert not any(secret in message for secret in harness.secrets)
 
 
+def test_a_wait_for_the_lock_is_told_once_naming_the_holder(harness: Harness) -> None:
+    told: list[str] = []
+    holder = hold_lock(harness)
+    try:
+        backend = harness.backend()
+        with pytest.raises(LockTimeout), backend.lock(0.8, told.append):
+            pass
+    finally:
+        stop(holder)
+    assert len(told) == 1, told  # once, not once per try
+    assert told[0].startswith("waiting for the migration lock (held by ") and told[0].endswith("up to 0.8 s")
+    assert f"pid {holder.pid}" in told[0]
+    assert "\n" not in told[0] and not any(secret in told[0] for secret in harness.secrets)
+
+
+def test_a_lock_taken_at_the_first_try_tells_nothing(harness: Harness) -> None:
+    told: list[str] = []
+    with harness.backend().lock(5, told.append):
+        pass
+    assert told == []
+
+
 def test_the_lock_is_free_again_once_its_holder_lets_go(harness: Harness) -> None:
     holder = hold_lock(harness)
     try:
