@@ -231,18 +231,31 @@ def main(argv: list[str]) -> int:
     if args.list:
         print("\n".join([name for name, _ in chosen] + [f"lance.columns.{human(rows)}" for rows in columns]))
         return 0
-    if columns:
-        from addcols_bench import report as columns_report
-        from addcols_bench import run as columns_run
-
-        for rows in columns:
-            measured = columns_run(rows, work / f"columns-{rows}", log)
-            print(f"\n### lance.columns.{human(rows)}\n\n{columns_report(measured)}")
-        if not chosen:
-            return 0
-    if not chosen:
+    if not chosen and not columns:
         print(f"no case matches {args.only}; see --list", file=sys.stderr)
         return 2
+    code = 0
+    try:
+        if chosen:
+            code = run_cases(args, argv, plan, chosen, work, started, log)
+        # In process, so after the cases above: a parent grown to gigabytes would make every child process it
+        # starts later slower to fork, and report the parent's size as the child's peak RSS (the forked image).
+        if columns:
+            from addcols_bench import report as columns_report
+            from addcols_bench import run as columns_run
+
+            for rows in columns:
+                measured = columns_run(rows, work / f"columns-{rows}", log)
+                print(f"\n### lance.columns.{human(rows)}\n\n{columns_report(measured)}")
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
+def run_cases(args: argparse.Namespace, argv: list[str], plan: Plan, chosen: list[tuple[str, Callable[[], Case]]],
+              work: Path, started: float, log: Callable[[str], None]) -> int:
+    """Run the chosen whole-process cases, write their JSON after each, print the tables and the targets."""
     work.mkdir(parents=True, exist_ok=True)
     out = args.out or HERE / "results" / time.strftime("%Y%m%d-%H%M%S.json")
     machine = machine_info()
@@ -269,8 +282,6 @@ def main(argv: list[str]) -> int:
                          big=max(plan.sql_sizes))
         payload.update({"imports": imports, "targets": verdicts, "seconds_total": time.time() - started})
         write_json(out, payload)
-        if not args.keep and args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
     print(report(machine, results, imports, verdicts, args))
     log(f"done in {time.time() - started:.0f}s; raw results in {out}")
     return 1 if any(r.error for r in results) else 0
