@@ -42,16 +42,21 @@ def test_eight_concurrent_upgrades_apply_each_migration_exactly_once(project: Pr
     assert recorded == list(range(1, 21))
 
 
-def test_a_second_process_times_out_with_a_clear_message(project: Project, tmp_path: Path) -> None:
-    # the first process holds the lock until the test lets it go (not for a fixed time a loaded machine may need
-    # just to start the second process)
-    release = tmp_path / "release"
+def write_slow_first(project: Project, release: Path) -> None:
+    """001_slow.py: runs (holding the lock) until the file ``release`` exists."""
     project.write("001_slow.py", "import pathlib, time\n\ndef up(db):\n"
                                  f"    release = pathlib.Path({str(release)!r})\n"
                                  "    for _ in range(6000):\n"
                                  "        if release.exists():\n"
                                  "            return\n"
                                  "        time.sleep(0.05)\n")
+
+
+def test_a_second_process_times_out_with_a_clear_message(project: Project, tmp_path: Path) -> None:
+    # the first process holds the lock until the test lets it go (not for a fixed time a loaded machine may need
+    # just to start the second process)
+    release = tmp_path / "release"
+    write_slow_first(project, release)
     (project.root / "migrator.toml").write_text((project.root / "migrator.toml").read_text()
                                                 .replace('default_backend = "db"',
                                                          'default_backend = "db"\nlock_timeout = 1'))
@@ -74,12 +79,7 @@ def test_a_second_process_times_out_with_a_clear_message(project: Project, tmp_p
 def test_a_second_process_says_once_that_it_waits_and_for_whom_then_migrates(project: Project,
                                                                              tmp_path: Path) -> None:
     release = tmp_path / "release"
-    project.write("001_slow.py", "import pathlib, time\n\ndef up(db):\n"
-                                 f"    release = pathlib.Path({str(release)!r})\n"
-                                 "    for _ in range(6000):\n"
-                                 "        if release.exists():\n"
-                                 "            return\n"
-                                 "        time.sleep(0.05)\n")
+    write_slow_first(project, release)
     project.write("002_next.up.sql", "CREATE TABLE next_one (id INTEGER);\n")
     first = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade", "--to", "1"], cwd=project.root,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
