@@ -1,6 +1,8 @@
 """kill -9 at random moments of `migrator upgrade`: the line is always at a version it really reached.
 
-A few trials run in the default suite; `nox -s crash` runs hundreds (marker ``crash``).
+A few trials run in the default suite; `nox -s crash` runs hundreds (marker ``crash``). Both file formats:
+on a SQLite file, plain SQL files run through the lean ``sqlite3`` path (``backends/sql/driver.py``), Python
+migrations through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ def up(db):
 def down(db):
     db.execute("DROP TABLE t{n}")
 """
+SQL_UP = "CREATE TABLE t{n} (v TEXT);\n" + "INSERT INTO t{n} (v) VALUES ('x');\n" * 20
+SQL_DOWN = "DROP TABLE t{n};\n"
 COUNT = 40
+FORMATS = ["py", "sql"]
+# seconds after the start when the kill may come: the whole run of SQL files on SQLite takes ~0.5 s
+KILL_WINDOW = {"py": (0.2, 1.5), "sql": (0.1, 0.6)}
 
 
 def consistent(url: str) -> tuple[list[int], list[str]]:
@@ -55,11 +62,11 @@ def consistent(url: str) -> tuple[list[int], list[str]]:
     return recorded, problems
 
 
-def trial(project: Project, seed: int) -> None:
+def trial(project: Project, seed: int, fmt: str = "py") -> None:
     rng = random.Random(seed)
     proc = subprocess.Popen([sys.executable, "-m", "migrator", "upgrade"], cwd=project.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.2, 1.5))
+    time.sleep(rng.uniform(*KILL_WINDOW[fmt]))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     recorded, problems = consistent(project.url)
@@ -71,22 +78,28 @@ def trial(project: Project, seed: int) -> None:
     assert problems == [] and recorded == list(range(1, COUNT + 1))
 
 
-def setup(project: Project) -> None:
+def setup(project: Project, fmt: str) -> None:
     for n in range(1, COUNT + 1):
-        project.write(f"{n:03d}_t{n}.py", STEP.format(n=n))
+        if fmt == "py":
+            project.write(f"{n:03d}_t{n}.py", STEP.format(n=n))
+        else:
+            project.write(f"{n:03d}_t{n}.up.sql", SQL_UP.format(n=n))
+            project.write(f"{n:03d}_t{n}.down.sql", SQL_DOWN.format(n=n))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("seed", range(2))
-def test_kill_9_during_upgrade_leaves_a_consistent_line(project: Project, seed: int) -> None:
-    setup(project)
-    trial(project, seed)
+def test_kill_9_during_upgrade_leaves_a_consistent_line(project: Project, seed: int, fmt: str) -> None:
+    setup(project, fmt)
+    trial(project, seed, fmt)
 
 
 @pytest.mark.crash
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("seed", range(100, 200))
-def test_kill_9_trials(project: Project, seed: int) -> None:
-    setup(project)
-    trial(project, seed)
+def test_kill_9_trials(project: Project, seed: int, fmt: str) -> None:
+    setup(project, fmt)
+    trial(project, seed, fmt)
 
 
 # --------------------------------------------------------------------------- kill -9 during upgrade --backup
