@@ -317,3 +317,23 @@ def test_autogenerate_on_a_lancedb_backend_without_target_schemas_names_the_key(
     assert result.err.strip() == (f"error: {project.root / 'migrator.toml'} [backends.vec]: --autogenerate needs "
                                   'target_schemas = "package.module:SCHEMAS" (a dict of table name -> pyarrow.Schema)')
     assert list((project.root / "migrations" / "vec").iterdir()) == []
+
+
+def test_an_integer_primary_key_written_by_hand_on_sqlite_matches_a_models_primary_key(
+        sqlite_project: Project) -> None:
+    # SQLite reports `id INTEGER PRIMARY KEY` (the rowid: never NULL) as nullable; a model's key is NOT NULL
+    sqlite_project.write("001_notes.up.sql", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
+                                             "CREATE TABLE words (w TEXT PRIMARY KEY);\n")
+    module = models(sqlite_project, '''
+        import sqlalchemy as sa
+        metadata = sa.MetaData()
+        sa.Table("notes", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("body", sa.Text))
+        sa.Table("words", metadata, sa.Column("w", sa.Text, primary_key=True))
+    ''')
+    target(sqlite_project, f"{module}:metadata")
+    assert sqlite_project.cli("upgrade").code == 0
+    result = sqlite_project.cli("check")
+    # a TEXT primary key does accept NULL in SQLite unless declared NOT NULL: that difference is real
+    assert result.code == 1
+    assert "make words.w NOT NULL" in result.out
+    assert "notes.id" not in result.out

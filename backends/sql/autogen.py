@@ -80,6 +80,8 @@ def compare(conn: sa.Connection, metadata: sa.MetaData, version_table: str) -> M
     script = produce_migrations(context, metadata)
     upgrade, downgrade = script.upgrade_ops, script.downgrade_ops
     assert upgrade is not None and downgrade is not None
+    if conn.dialect.name == "sqlite":
+        _keep_rowids_not_null(conn, upgrade, downgrade)
     if upgrade.is_empty():
         return None
     imports: list[set[str]] = []
@@ -99,6 +101,43 @@ def compare(conn: sa.Connection, metadata: sa.MetaData, version_table: str) -> M
     needed |= {f"from sqlalchemy import {name}" for name in _free_names(needed, up, down) if hasattr(sa, name)}
     return ModelChanges(changes=tuple(describe(upgrade.as_diffs())), up=up, down=down,
                         imports=tuple(sorted(needed, key=lambda line: (not line.startswith("import"), line))))
+
+
+def _keep_rowids_not_null(conn: sa.Connection, *scripts: Any) -> None:
+    """Drop the nullability changes Alembic sees on SQLite ``INTEGER PRIMARY KEY`` columns.
+
+    Such a column is the table's rowid: it never holds NULL, yet SQLite reports it nullable, while a model's
+    primary key column is NOT NULL; Alembic would make the column NOT NULL by copying the table, for nothing.
+    Any other change to the column stays. (A primary key of another type, or of several columns, does accept
+    NULL in SQLite unless declared NOT NULL: that difference is real and stays.)
+    """
+    from alembic.operations.ops import AlterColumnOp, ModifyTableOps
+
+    inspector = sa.inspect(conn)
+    rowids: dict[tuple[str | None, str], str | None] = {}
+
+    def rowid(schema: str | None, table: str) -> str | None:
+        if (schema, table) not in rowids:
+            key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+            types = {c["name"]: str(c["type"]).upper() for c in inspector.get_columns(table, schema=schema)}
+            rowids[schema, table] = key[0] if len(key) == 1 and types.get(key[0]) == "INTEGER" else None
+        return rowids[schema, table]
+
+    for script in scripts:
+        for table_ops in script.ops:
+            if not isinstance(table_ops, ModifyTableOps):
+                continue
+            kept = []
+            for op in table_ops.ops:
+                if (isinstance(op, AlterColumnOp) and op.modify_nullable is not None
+                        and rowid(table_ops.schema, table_ops.table_name) == op.column_name):
+                    op.modify_nullable = None
+                    if (op.modify_type is None and op.modify_server_default is False
+                            and op.modify_comment is False and op.modify_name is None):
+                        continue  # nothing else changes in this column
+                kept.append(op)
+            table_ops.ops = kept
+        script.ops = [t for t in script.ops if not (isinstance(t, ModifyTableOps) and t.is_empty())]
 
 
 def _free_names(imports: set[str], *bodies: str) -> set[str]:
