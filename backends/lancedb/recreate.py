@@ -214,12 +214,9 @@ def recreate_table(
                                  say, round_no, deferred_reported,
                                  in_migration, total)
             except _Restart as restart:
-                if round_no < rounds:
-                    say(f"another writer committed {restart} while the columns were written (not only appends): "
-                        "starting again from the latest version")
-                    continue
-                raise _gave_up(name, restart, rounds, migration_version) \
-                    from None
+                _next_round(restart, round_no, rounds, say, name, migration_version,
+                            "while the columns were written (not only appends): starting again from the latest version")
+                continue
             if fast is not None:
                 return fast
         for note in notes:
@@ -244,12 +241,9 @@ def recreate_table(
         try:
             written = _cut_over(db, name, copy, target, transform, batch_size, attempt, say)
         except _Restart as restart:
-            if round_no < rounds:
-                say(f"another writer committed {restart} during the copy (not only appends): copying again "
-                    "from the latest version")
-                continue
-            raise _gave_up(name, restart, rounds, migration_version) \
-                from None
+            _next_round(restart, round_no, rounds, say, name, migration_version,
+                        "during the copy (not only appends): copying again from the latest version")
+            continue
         data_version = int(written.version)
         say(f"wrote {counts.written:,} rows as Lance version {data_version}"
             + (f" ({copy.caught_up_rows:,} of them appended by other writers during the copy)"
@@ -272,6 +266,14 @@ def recreate_table(
             version=int(table.version), indices_rebuilt=tuple(built), indices_deferred=tuple(deferred),
             indices_dropped=tuple(dropped), attempts=round_no, rows_caught_up=copy.caught_up_rows)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _next_round(restart: _Restart, round_no: int, rounds: int, say: Report, name: str, version: int | None,
+                during: str) -> None:
+    """Say why another round starts (``during``: when and what next), or give up after the last round."""
+    if round_no >= rounds:
+        raise _gave_up(name, restart, rounds, version) from None
+    say(f"another writer committed {restart} {during}")
 
 
 def _gave_up(name: str, restart: _Restart, rounds: int, version: int | None) -> ConcurrentWriteError:

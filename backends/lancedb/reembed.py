@@ -136,8 +136,9 @@ def reembed(
                      index=index, engine=engine, checkpoint=checkpoint)
     ctx = CURRENT.get()
     engine = resolve_engine(engine, ctx.engine if ctx is not None else None, "reembed")
-    in_migration = ctx is not None and ctx.table == name
-    say = ctx.report if ctx is not None and in_migration and report is None else \
+    own = ctx if ctx is not None and ctx.table == name else None  # the migration of this very table, if any
+    migration_version = own.version if own is not None else None
+    say = own.report if own is not None and report is None else \
         prefixed(report or (ctx.report if ctx is not None else no_report), name)
     table = open_table(db, name)
     if table is None:
@@ -155,7 +156,7 @@ def reembed(
                  batch_size)
     dataset = table.to_lance()
     path = checkpoint_path(dataset.uri, table=name, key=json.dumps(
-        [column, model, dim, list(source), ctx.version if in_migration and ctx is not None else None]),
+        [column, model, dim, list(source), migration_version]),
         directory=checkpoint_dir)
     started = time.perf_counter()
     for left in remove_finished(path.parent, name, dataset):
@@ -172,10 +173,9 @@ def reembed(
         say(f"an interrupted reembed left {plan.stage} in place: reusing it, embedding only the rows it lacks")
     else:
         resumed, attempts = _embed(db, dataset, plan, embed, path, checkpoint, progress, say, engine,
-                                   version=ctx.version if in_migration and ctx is not None else None)
+                                   version=migration_version)
     say(progress.line() if progress.added else f"embedded {total:,} rows (all from the checkpoint)")
-    swapped, caught_up = _catch_up_and_swap(db, plan, embed, ctx.version if in_migration and ctx is not None
-                                            else None, index, say, progress)
+    swapped, caught_up = _catch_up_and_swap(db, plan, embed, migration_version, index, say, progress)
     data_version = int(swapped.version)
     say(f"swapped {plan.stage} in as {column} (model {model}, {dim} dimensions) as Lance version {data_version}"
         + (f"; {caught_up:,} rows appended meanwhile were embedded too" if caught_up else ""))
@@ -187,7 +187,7 @@ def reembed(
     vector_specs = [s for s in specs if s.column == column]
     built, deferred = ensure(table, name, vector_specs, say, replace=[s.index_name for s in vector_specs],
                              rows=int(swapped.count_rows()),
-                             reported=ctx.deferred_reported if ctx is not None and in_migration else None)
+                             reported=own.deferred_reported if own is not None else None)
     table.checkout_latest()
     return ReembedResult(
         table=name, column=column, model=model, dim=dim, rows=int(swapped.count_rows()),
