@@ -40,6 +40,7 @@ import pyarrow as pa
 from migrator.errors import ConfigError
 from migrator.importing import load_attribute
 from migrator.lancedb import TABLE_NAME, Index
+from migrator.scaffold import literal
 
 from ..base import ModelChanges, TableChanges
 from .common import MIGRATOR_PREFIX, metadata_of, open_table, recorded_indices
@@ -336,7 +337,7 @@ def render_create(name: str, schema: pa.Schema, declared: Sequence[Index], versi
     return TableChanges(
         table=name, version=version, changes=tuple(lines),
         preamble=f"{constant} = {schema_code(schema)}",
-        body=f"db.create_table({_string(name)}, schema={constant})",
+        body=f"db.create_table({literal(name)}, schema={constant})",
         indices=tuple(index_code(s) for s in declared),
         imports=_imports(["migration"], declared))
 
@@ -382,20 +383,20 @@ def render_changes(name: str, table: Any, schema: pa.Schema, declared: Sequence[
 
 
 def _rename(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
-    return [f"rename_column(db, {_string(name)}, {_string(c.old_name)}, {_string(c.column)})" for c in changes], []
+    return [f"rename_column(db, {literal(name)}, {literal(c.old_name)}, {literal(c.column)})" for c in changes], []
 
 
 def _drop(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
-    return [f"drop_columns(db, {_string(name)}, [{', '.join(_string(c.column) for c in changes)}])"], []
+    return [f"drop_columns(db, {literal(name)}, [{', '.join(literal(c.column) for c in changes)}])"], []
 
 
 def _nullable(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
-    return [f"make_nullable(db, {_string(name)}, {_string(c.column)})" for c in changes], []
+    return [f"make_nullable(db, {literal(name)}, {literal(c.column)})" for c in changes], []
 
 
 def _add(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
     fields = ", ".join(field_code(c.target) for c in changes if c.target is not None)
-    return [f"add_columns(db, {_string(name)}, [{fields}])"], []
+    return [f"add_columns(db, {literal(name)}, [{fields}])"], []
 
 
 def _computed(name: str, changes: list[Change], schema: pa.Schema, version: int) -> tuple[list[str], list[str]]:
@@ -406,15 +407,15 @@ def _computed(name: str, changes: list[Change], schema: pa.Schema, version: int)
     for change in changes:
         assert change.target is not None
         func = _compute_name(change.column, taken)
-        raised = f"    raise NotImplementedError({_string(f'fill in {func} of {name} v{version}')})"
+        raised = f"    raise NotImplementedError({literal(f'fill in {func} of {name} v{version}')})"
         if len(raised) > LINE:
-            raised = f"    raise NotImplementedError({_string(f'fill in {func} of v{version}')})"
+            raised = f"    raise NotImplementedError({literal(f'fill in {func} of v{version}')})"
         preamble.append(
             f"def {func}(batch: pa.RecordBatch) -> pa.Array:\n"
             f"    \"\"\"The new column's value for every row of the batch: one per row, no nulls.\"\"\"\n"
             f"    # Must be computed here (then delete the raise): {textwrap.shorten(change.describe(), 80)}\n"
             f"{raised}")
-        statements.append(f"add_computed_column(db, {_string(name)}, {field_code(change.target)}, {func})")
+        statements.append(f"add_computed_column(db, {literal(name)}, {field_code(change.target)}, {func})")
     return statements, preamble
 
 
@@ -432,8 +433,8 @@ def _cast(name: str, changes: list[Change], schema: pa.Schema, version: int) -> 
     statements = []
     for change in changes:
         assert change.target is not None
-        column, kind = _string(change.column), type_code(change.target.type)
-        statements.append(f"cast_column(db, {_string(name)}, {column}, {kind})")
+        column, kind = literal(change.column), type_code(change.target.type)
+        statements.append(f"cast_column(db, {literal(name)}, {column}, {kind})")
     return statements, []
 
 
@@ -443,19 +444,19 @@ def _recreate(name: str, changes: list[Change], schema: pa.Schema, version: int)
     preamble = [f"{constant} = {schema_code(schema)}"]
     todo = [c.computes for c in changes if c.computes is not None]
     if not todo:
-        return [f"recreate_table(db, {_string(name)}, schema={constant})  # the values are copied"], preamble
+        return [f"recreate_table(db, {literal(name)}, schema={constant})  # the values are copied"], preamble
     comments = "\n".join(textwrap.fill(line, width=116, initial_indent="    # - ", subsequent_indent="    #   ",
                                       break_long_words=False, break_on_hyphens=False) for line in todo)
-    raised = f"    raise NotImplementedError({_string(f'fill in the transform of {name} v{version}')})"
+    raised = f"    raise NotImplementedError({literal(f'fill in the transform of {name} v{version}')})"
     if len(raised) > LINE:
-        raised = f"    raise NotImplementedError({_string(f'fill in the transform of v{version}')})"
+        raised = f"    raise NotImplementedError({literal(f'fill in the transform of v{version}')})"
     doc = f'    """A batch of {name} -> the same rows with exactly {constant}\'s columns (cast to its types)."""'
     if len(doc) > LINE:
         doc = '    """A batch -> the same rows with exactly the new schema\'s columns (cast to its types)."""'
     preamble.append(
         f"def transform(batch: pa.RecordBatch) -> pa.RecordBatch:\n{doc}\n"
         f"    # Must be computed here (then delete the raise):\n{comments}\n{raised}")
-    return [f"recreate_table(db, {_string(name)}, schema={constant}, transform=transform)"], preamble
+    return [f"recreate_table(db, {literal(name)}, schema={constant}, transform=transform)"], preamble
 
 
 RENDERERS = {
@@ -483,21 +484,15 @@ def _constant(name: str) -> str:
     return f"{'T' if cleaned[0].isdigit() else ''}{cleaned}_SCHEMA"
 
 
-def _string(text: str) -> str:
-    if "'" in text or '"' in text:
-        return repr(text)
-    return f'"{repr(text)[1:-1]}"'
-
-
 def index_code(spec: Index) -> str:
     """``Index(...)`` source for ``spec`` (only the keywords that differ from the defaults)."""
-    parts = [_string(spec.column)]
+    parts = [literal(spec.column)]
     if spec.kind != "BTREE":
-        parts.append(f"kind={_string(spec.kind)}")
+        parts.append(f"kind={literal(spec.kind)}")
     if spec.name is not None and spec.name != f"{spec.column}_idx":
-        parts.append(f"name={_string(spec.name)}")
+        parts.append(f"name={literal(spec.name)}")
     if spec.metric is not None:
-        parts.append(f"metric={_string(spec.metric)}")
+        parts.append(f"metric={literal(spec.metric)}")
     for key in ("num_partitions", "num_sub_vectors", "num_bits", "min_rows"):
         value = getattr(spec, key)
         if value is not None:
@@ -530,14 +525,14 @@ def type_code(kind: pa.DataType) -> str:
         return simple  # the whole schema's literal is checked to round-trip (schema_code)
     t = pa.types
     if t.is_timestamp(kind):
-        tz = f", tz={_string(kind.tz)}" if kind.tz is not None else ""
-        return f"pa.timestamp({_string(kind.unit)}{tz})"
+        tz = f", tz={literal(kind.tz)}" if kind.tz is not None else ""
+        return f"pa.timestamp({literal(kind.unit)}{tz})"
     if t.is_time32(kind):
-        return f"pa.time32({_string(kind.unit)})"
+        return f"pa.time32({literal(kind.unit)})"
     if t.is_time64(kind):
-        return f"pa.time64({_string(kind.unit)})"
+        return f"pa.time64({literal(kind.unit)})"
     if t.is_duration(kind):
-        return f"pa.duration({_string(kind.unit)})"
+        return f"pa.duration({literal(kind.unit)})"
     if t.is_decimal128(kind):
         return f"pa.decimal128({kind.precision}, {kind.scale})"
     if t.is_decimal256(kind):
@@ -569,7 +564,7 @@ def _item_code(item: pa.Field) -> str:
 
 
 def field_code(item: pa.Field) -> str:
-    parts = [_string(item.name), type_code(item.type)]
+    parts = [literal(item.name), type_code(item.type)]
     if not item.nullable:
         parts.append("nullable=False")
     if item.metadata:
@@ -580,7 +575,7 @@ def field_code(item: pa.Field) -> str:
 def _metadata_code(meta: Mapping[bytes, bytes]) -> str:
     def text(value: bytes) -> str:
         try:
-            return _string(value.decode("utf-8"))
+            return literal(value.decode("utf-8"))
         except UnicodeDecodeError:
             return repr(value)
 
