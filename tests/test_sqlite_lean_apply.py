@@ -9,12 +9,16 @@ transaction, backups) to ``SqlBackend`` within the same run.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from test_sqlite_read_path import backend_config, cli, project
 
+from conftest import write_config
 from migrator.backends import open_backend
 from migrator.backends.sql import SqlBackend, create
 from migrator.backends.sql.readpath import SqliteFront
@@ -266,3 +270,53 @@ def test_a_sql_file_with_a_trigger_and_quoted_semicolons_runs_as_written(tmp_pat
     assert code == 0 and loaded == [], output
     with sqlite3.connect(tmp_path / "app.db") as conn:
         assert conn.execute("SELECT note FROM audit").fetchall() == [("a note; with a semicolon",)]
+
+
+APP_WRITER = """
+import pathlib, sqlite3, sys, time
+db, stop, out = sys.argv[1:4]
+conn = sqlite3.connect(db, timeout=60, isolation_level=None)   # every INSERT commits by itself
+done = 0
+while not pathlib.Path(stop).exists():
+    conn.execute("INSERT INTO events (source) VALUES ('app')")
+    done += 1
+    pathlib.Path(out).write_text(str(done))   # written only once the row is committed
+    time.sleep(0.002)
+print(done)
+"""
+
+
+def test_an_application_writing_throughout_keeps_every_row_while_sql_files_apply_fail_and_roll_back(
+        tmp_path: Path) -> None:
+    mig = tmp_path / "migrations" / "db"
+    mig.mkdir(parents=True)
+    write_config(tmp_path, "sqlite:///app.db")
+    (mig / "001_events.up.sql").write_text("CREATE TABLE events (id INTEGER PRIMARY KEY, source TEXT NOT NULL);\n")
+    for n in range(2, 11):
+        (mig / f"{n:03d}_t{n}.up.sql").write_text(f"CREATE TABLE t{n} (x INTEGER);\n"
+                                                 f"INSERT INTO events (source) VALUES ('m{n}');\n")
+        (mig / f"{n:03d}_t{n}.down.sql").write_text(f"DROP TABLE t{n};\nDELETE FROM events WHERE source = 'm{n}';\n")
+    (mig / "011_broken.up.sql").write_text("CREATE TABLE t11 (x INTEGER);\nINSERT INTO nowhere VALUES (1);\n")
+    assert cli(tmp_path, "upgrade", "--to", "1")[0] == 0
+    stop, count = tmp_path / "stop", tmp_path / "count"
+    app = subprocess.Popen([sys.executable, "-c", APP_WRITER, str(tmp_path / "app.db"), str(stop), str(count)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not count.exists():          # the application is writing before migrator starts
+            time.sleep(0.01)
+        upgraded = cli(tmp_path, "upgrade")
+        rolled_back = cli(tmp_path, "rollback", "1")
+    finally:
+        stop.touch()
+        out, err = app.communicate(timeout=120)
+    assert app.returncode == 0, err
+    assert upgraded[0] == 1 and "011_broken.up.sql: statement 2 of 2 (line 2) failed" in upgraded[1]
+    assert upgraded[2] == [] and rolled_back[2] == []          # the lean path, throughout
+    assert rolled_back[0] == 0, rolled_back[1]
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        app_rows = conn.execute("SELECT count(*) FROM events WHERE source = 'app'").fetchone()[0]
+        other_rows = conn.execute("SELECT count(*) FROM events WHERE source != 'app'").fetchone()[0]
+    assert app_rows == int(out) > 0            # every row the application committed is there, none twice
+    assert other_rows == 0                     # the migrations' own rows went with their rollback
+    assert [row[1] for row in version_rows(tmp_path / "app.db")] == [1]
+    assert [name for name, _ in schema(tmp_path / "app.db")] == ["events", "migrations"]
