@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sql_adapter import SAME_DATABASE
 from test_sqlite_read_path import backend_config, cli, project
 
 from conftest import write_config
@@ -320,3 +321,27 @@ def test_an_application_writing_throughout_keeps_every_row_while_sql_files_apply
     assert other_rows == 0                     # the migrations' own rows went with their rollback
     assert [row[1] for row in version_rows(tmp_path / "app.db")] == [1]
     assert [name for name, _ in schema(tmp_path / "app.db")] == ["events", "migrations"]
+
+
+@pytest.mark.parametrize("holder_path, waiter_path", list(SAME_DATABASE.values()), ids=list(SAME_DATABASE))
+def test_the_lean_lock_is_sqlalchemys_lock_however_the_path_to_the_database_is_written(
+        tmp_path: Path, holder_path: str, waiter_path: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "x").mkdir()
+    sqlite3.connect(tmp_path / "data" / "app.db").close()
+    (tmp_path / "link.db").symlink_to(tmp_path / "data" / "app.db")
+    (tmp_path / "linked").symlink_to(tmp_path / "data", target_is_directory=True)
+    (tmp_path / "migrations" / "db").mkdir(parents=True)
+
+    write_config(tmp_path, f"sqlite:///{tmp_path}/{holder_path}")
+    holder = create(backend_config(tmp_path))             # SqlBackend ...
+    write_config(tmp_path, f"sqlite:///{tmp_path}/{waiter_path}")
+    waiter = open_backend(backend_config(tmp_path))       # ... and the lean front, on another spelling of the file
+    try:
+        assert isinstance(waiter, SqliteFront)
+        with holder.lock(5), pytest.raises(LockTimeout, match="being migrated by another process"), \
+                waiter.lock(0.3):
+            pass
+    finally:
+        holder.close()
+        waiter.close()
